@@ -1,0 +1,1 @@
+//! netloop placeholder
