@@ -7,6 +7,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod chat;
+pub mod file;
+pub mod http;
 pub mod time;
 
 #[cfg(test)]
