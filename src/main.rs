@@ -1,1 +1,67 @@
-fn main() {}
+//! `netloop`: every service on ONE reactor thread, at the lesson's ports, on loopback.
+//!
+//! Run:  cargo run --release
+//! Poke: nc 127.0.0.1 6789          (time)
+//!       nc -u 127.0.0.1 6789       (UDP echo)
+//! Flags: --bind, one --*-port per service (0: any free port), --help.
+
+use clap::Parser;
+use netloop::cli;
+use netloop::reactor::{Config, Reactor};
+use netloop::services::{time, udp_echo};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+/// Runs every netloop service on one event-loop thread.
+///
+/// Each listening socket is announced on stdout as `<service> listening on <ip:port>`.
+/// SIGINT/SIGTERM stop it gracefully. RUST_LOG=netloop=trace shows every tick of the loop.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address every service binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// TCP port of the time service (lesson programs 02/03, 06/07, 10).
+    #[arg(long, default_value_t = time::DEFAULT_PORT)]
+    time_port: u16,
+    /// UDP port of the echo service (lesson programs 08/09).
+    #[arg(long, default_value_t = udp_echo::DEFAULT_PORT)]
+    udp_echo_port: u16,
+    /// Most TCP connections open at once (default: the open-file limit minus a reserve).
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging();
+    let mut config = Config::default();
+    if let Some(n) = args.max_connections {
+        config.max_connections = n;
+    }
+    let mut reactor = match Reactor::with_config(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("netloop: cannot create the event loop: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let time_addr = SocketAddr::new(args.bind, args.time_port);
+    match reactor.listen("time", time_addr, time::TimeServer::factory()) {
+        Ok(addr) => cli::announce("time", addr),
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("time", time_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    let echo_addr = SocketAddr::new(args.bind, args.udp_echo_port);
+    match reactor.bind_udp("udp-echo", echo_addr, Box::new(udp_echo::EchoServer)) {
+        Ok(addr) => cli::announce("udp-echo", addr),
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("udp-echo", echo_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    cli::serve(reactor)
+}

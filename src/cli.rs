@@ -1,0 +1,63 @@
+//! What every example and the `netloop` binary share: logging set-up, the start-up line
+//! tests and scripts read, and a clear message when a port cannot be bound.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+/// Logs go to stderr; `RUST_LOG` chooses what (`RUST_LOG=netloop=trace` shows every tick).
+/// Without it, netloop's own info messages are shown.
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("netloop=info"))
+        .format_timestamp_micros()
+        .init();
+}
+
+/// Prints the machine-readable start-up line, exactly `<service> listening on <ip:port>`,
+/// to stdout, and flushes it (stdout is block-buffered when it is a pipe, and the test or
+/// script reading it must not wait).
+pub fn announce(service: &str, addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{service} listening on {addr}");
+    let _ = out.flush();
+}
+
+/// The message for a socket that could not be bound, e.g.
+/// `time: cannot listen on 127.0.0.1:6789: Address already in use (os error 98)`.
+pub fn bind_error(service: &str, addr: SocketAddr, err: &std::io::Error) -> String {
+    let hint = match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another program has this port; pick another with a flag, or 0 for any free port)"
+        }
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    };
+    format!("{service}: cannot listen on {addr}: {err}{hint}")
+}
+
+/// Parses `HOST:PORT` (an IP or a name such as `localhost`) into the first address it
+/// resolves to, for clap's `value_parser`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not HOST:PORT: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// Runs a server reactor to the end: SIGINT/SIGTERM shut it down gracefully (exit 0).
+pub fn serve(mut reactor: crate::reactor::Reactor) -> std::process::ExitCode {
+    if let Err(e) = reactor.handle_signals() {
+        eprintln!("cannot install signal handlers: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    match reactor.run() {
+        Ok(()) => {
+            log::info!("stopped: {}", reactor.stats());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("event loop failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The reactor's knobs, each with the reason for its default.
+
+use std::time::Duration;
+
+/// Settings for one [`Reactor`](super::Reactor).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most TCP connections (accepted and outgoing) open at once. Past it, listeners stop
+    /// accepting: new clients wait in the kernel's backlog until a connection closes.
+    /// Default: the process's open-file limit minus [`FD_RESERVE`], so the limit is reached
+    /// before `accept` fails with EMFILE.
+    pub max_connections: usize,
+    /// Output queued on one connection above which the reactor stops reading from it.
+    /// 256 KiB: a few socket buffers' worth (Linux autotunes send buffers up to 4 MiB, but
+    /// a handler that has queued 256 KiB the peer has not taken is far enough ahead).
+    pub high_water: usize,
+    /// Output queue size below which reading resumes. A gap between the marks stops the
+    /// connection from flapping between paused and reading on every write.
+    pub low_water: usize,
+    /// Bytes read from one connection in one tick before the reactor moves on to the
+    /// others (the connection is queued to continue next tick). 256 KiB is four reads of
+    /// the 64 KiB buffer: large enough that bulk transfers stay efficient, small enough
+    /// that one fast sender cannot starve a thousand chatty ones.
+    pub read_budget: usize,
+    /// How long connections get to flush after a shutdown request before they are dropped.
+    pub shutdown_grace: Duration,
+    /// How long a closed connection waits for the peer's FIN while discarding its input.
+    /// 2 s: a few round trips on any real network; the peer that does not close by then is
+    /// not going to read what we sent anyway.
+    pub linger: Duration,
+    /// After EMFILE/ENFILE on accept, how long before trying again. 100 ms: short enough to
+    /// be unnoticeable, long enough not to spin while the process is out of descriptors.
+    pub accept_retry: Duration,
+}
+
+/// Descriptors kept free for everything that is not a connection: listeners, the epoll
+/// fd, stdin/out/err, files being served, logs.
+pub const FD_RESERVE: usize = 64;
+
+/// Size of the reactor's one read buffer: 64 KiB holds the largest UDP datagram (65,507
+/// bytes of payload) and is the kernel's default TCP receive window scale unit.
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// Events fetched per `epoll_wait`. 1024 keeps a busy tick to one system call in the
+/// common case without a large `Events` array; the rest come next tick.
+pub const EVENTS_PER_POLL: usize = 1024;
+
+/// Accepts per listener per tick before serving other events (a flood of connects must
+/// not starve the connections already open).
+pub const ACCEPT_BUDGET: usize = 128;
+
+/// Datagrams received per UDP socket per tick, for the same fairness reason.
+pub const DATAGRAM_BUDGET: usize = 128;
+
+/// Datagrams kept for a UDP socket whose send buffer is full, in bytes. Past it new
+/// datagrams are dropped (and counted): UDP promises no delivery, and an unbounded queue
+/// would let a flood of requests grow memory without limit.
+pub const UDP_BACKLOG_MAX: usize = 1024 * 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections: open_file_limit().saturating_sub(FD_RESERVE).max(1),
+            high_water: 256 * 1024,
+            low_water: 64 * 1024,
+            read_budget: 256 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+            linger: Duration::from_secs(2),
+            accept_retry: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The soft `RLIMIT_NOFILE`, the number of descriptors this process may open.
+pub fn open_file_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed `lim`.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        // Unknown or unlimited: a conventional cap rather than an unbounded slab.
+        return 1 << 20;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(1 << 20)
+}

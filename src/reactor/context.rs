@@ -1,0 +1,204 @@
+//! What a handler can do while one of its callbacks runs.
+
+use super::core::{Core, entry_mut};
+use super::entry::{Io, State};
+use super::handler::Handler;
+use super::timer::{Kind, TimerId, Timers};
+use super::{Stats, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A handler's window on the reactor during one callback.
+///
+/// Writes to this connection go straight into its output queue (no copy through a
+/// temporary), and leave in one system call after the callback returns. Everything asked
+/// of *other* connections (writes, closes) lands in their queues too and is flushed in the
+/// same tick, but their handlers are never called from inside this one: callbacks do not
+/// re-enter.
+pub struct Context<'a> {
+    core: &'a mut Core,
+    me: Token,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(core: &'a mut Core, me: Token) -> Context<'a> {
+        Context { core, me }
+    }
+
+    /// This connection's token: keep it to reach this connection from another one.
+    pub fn token(&self) -> Token {
+        self.me
+    }
+
+    /// The time of the current tick (read once per tick, after `poll` returns): protocols
+    /// take time as an argument and this is where it comes from.
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// The peer's address (TCP connections).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.core.get(self.me).and_then(|e| e.peer)
+    }
+
+    /// The name of the service this connection belongs to.
+    pub fn service(&self) -> &str {
+        self.core.get(self.me).map_or("", |e| &e.service)
+    }
+
+    /// The reactor's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// Queues `bytes` for this connection.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.write_to(self.me, bytes);
+    }
+
+    /// This connection's output buffer, to append to (a protocol's
+    /// `poll_transmit(&mut Vec<u8>)` writes straight into it). Bytes already in it are on
+    /// their way out: only append.
+    ///
+    /// Returns `None` once the connection is closing or closed: output would be dropped.
+    pub fn output(&mut self) -> Option<&mut Vec<u8>> {
+        self.output_of(self.me)
+    }
+
+    /// Bytes queued for this connection that the kernel has not taken yet.
+    pub fn queued(&self) -> usize {
+        self.queued_of(self.me).unwrap_or(0)
+    }
+
+    /// Queues `bytes` for another connection (fan-out). Returns false if it is gone.
+    pub fn write_to(&mut self, token: Token, bytes: &[u8]) -> bool {
+        match self.output_of(token) {
+            Some(out) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Another connection's output buffer, to append to; `None` if it is gone or closing.
+    pub fn output_of(&mut self, token: Token) -> Option<&mut Vec<u8>> {
+        let core = &mut *self.core;
+        let e = entry_mut(&mut core.entries, token)?;
+        // Output after close is dropped: the peer would never see it, and a closing
+        // connection must be allowed to finish.
+        if !matches!(e.state, State::Open | State::Connecting) {
+            return None;
+        }
+        if !e.dirty {
+            e.dirty = true;
+            core.dirty.push(token);
+        }
+        Some(e.out.append_buf(&mut core.pool))
+    }
+
+    /// Bytes queued for `token` (None if it is gone): a fan-out sender checks this to find
+    /// a slow consumer.
+    pub fn queued_of(&self, token: Token) -> Option<usize> {
+        self.core.get(token).map(|e| e.out.len())
+    }
+
+    /// Closes this connection once its queued output is flushed. Reading stops now.
+    pub fn close(&mut self) {
+        self.core.close(self.me);
+    }
+
+    /// Closes another connection (flush, then close).
+    pub fn close_other(&mut self, token: Token) {
+        self.core.close(token);
+    }
+
+    /// Arms timer `id` to fire after `after` (re-arming moves it).
+    pub fn set_timer(&mut self, id: TimerId, after: Duration) {
+        let at = self.core.now + after;
+        self.set_timer_at(id, at);
+    }
+
+    /// Arms timer `id` to fire at `at` (re-arming moves it).
+    pub fn set_timer_at(&mut self, id: TimerId, at: Instant) {
+        let core = &mut *self.core;
+        if let Some(e) = entry_mut(&mut core.entries, self.me) {
+            core.timers
+                .arm(&mut e.timers, self.me, Kind::Handler(id), at);
+        }
+    }
+
+    /// Arms timer `id` of *another* entry: it fires in that entry's handler. (An
+    /// interactive client's stdin handler sends through the UDP socket, and the reply
+    /// timeout belongs to the socket, which outlives stdin's EOF.)
+    pub fn set_timer_on(&mut self, token: Token, id: TimerId, after: Duration) {
+        let core = &mut *self.core;
+        let at = core.now + after;
+        if let Some(e) = entry_mut(&mut core.entries, token) {
+            core.timers.arm(&mut e.timers, token, Kind::Handler(id), at);
+        }
+    }
+
+    /// Disarms timer `id` (nothing happens if it is not armed).
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        if let Some(e) = self.core.get_mut(self.me) {
+            Timers::cancel(&mut e.timers, Kind::Handler(id));
+        }
+    }
+
+    /// Sends a datagram from this UDP socket. If the kernel's buffer is full it is queued
+    /// (bounded) and sent when the socket is writable; past the bound it is dropped, as
+    /// UDP may drop it anyway.
+    pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) {
+        self.core.send_to(self.me, bytes, to);
+    }
+
+    /// Sends a datagram from *another* entry, the UDP socket `udp` (an interactive client's
+    /// stdin handler sends what the user typed through its socket).
+    pub fn send_from(&mut self, udp: Token, bytes: &[u8], to: SocketAddr) {
+        self.core.send_to(udp, bytes, to);
+    }
+
+    /// Opens an outgoing TCP connection; `handler.opened` runs once it is established, or
+    /// `handler.closed` with [`CloseReason::ConnectFailed`](super::CloseReason) if not.
+    pub fn connect(
+        &mut self,
+        service: &str,
+        addr: SocketAddr,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        connect(self.core, service.into(), addr, handler)
+    }
+
+    /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).
+    pub fn shutdown_reactor(&mut self) {
+        self.core.shutdown_requested = true;
+    }
+}
+
+pub(crate) fn connect(
+    core: &mut Core,
+    service: Rc<str>,
+    addr: SocketAddr,
+    handler: Box<dyn Handler>,
+) -> io::Result<Token> {
+    let sock = mio::net::TcpStream::connect(addr)?;
+    let token = core.insert(
+        service,
+        Io::Stream(sock),
+        State::Connecting,
+        Some(mio::Interest::READABLE | mio::Interest::WRITABLE),
+        Some(handler),
+    )?;
+    if let Some(e) = core.get_mut(token) {
+        e.peer = Some(addr);
+    }
+    log::trace!("  {}{token} connecting to {addr}", service_of(core, token));
+    Ok(token)
+}
+
+fn service_of(core: &Core, token: Token) -> &str {
+    core.get(token).map_or("?", |e| &e.service)
+}

@@ -1,0 +1,226 @@
+//! What the slab holds: one [`Entry`] per listener, TCP connection, UDP socket or stdin.
+//!
+//! A TCP connection moves through these states (every transition is made in
+//! [`Core::settle`](super::core::Core::settle) or in the read loop, and traced):
+//!
+//! ```text
+//!               connect()                 accept()
+//!   Connecting ───────────► Open ◄──────────────
+//!                            │  peer EOF: `peer_eof = true`, handler.eof() (default: close)
+//!                            │  cx.close(): stop reading
+//!                            ▼
+//!                         Closing ── output flushed ──┬── peer already closed ──► removed
+//!                                                     │
+//!                                                     └── shutdown(Write) ──► Lingering
+//!   Lingering: our FIN is out; read and discard until the peer's EOF or the linger timer,
+//!   then remove. (Closing a socket with unread input makes the kernel send RST, and an
+//!   RST can destroy the answer we just sent before the peer reads it: an HTTP 413 that
+//!   the client never sees. Lingering is how nginx and Apache avoid that.)
+//!
+//!   Any state: read/write error or RST ──► removed at once.
+//! ```
+
+use super::Token;
+use super::buffer::OutQueue;
+use super::handler::Handler;
+use super::timer::Slot;
+use mio::Interest;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::mem::ManuallyDrop;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Where a TCP connection is in its life. See the module docs for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// An outgoing connection waiting for the kernel to finish the handshake.
+    Connecting,
+    /// Reading (unless the peer closed or backpressure paused it) and writing.
+    Open,
+    /// We asked to close: no more reading; flush, then close.
+    Closing,
+    /// Our FIN is sent; discarding the peer's leftovers until its EOF.
+    Lingering,
+    /// Being removed: the handler's `closed` runs; writes are dropped.
+    Closed,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A function that makes a handler for each accepted connection, given the peer's address.
+pub(crate) type Factory = Box<dyn FnMut(SocketAddr) -> Box<dyn Handler>>;
+
+/// The OS object behind an entry.
+pub(crate) enum Io {
+    Listener(Listener),
+    Stream(TcpStream),
+    Udp(Udp),
+    Stdin(Stdin),
+    /// No socket at all: an entry made by tests of handlers without the network.
+    #[allow(dead_code)]
+    Detached,
+}
+
+/// Which kind of [`Io`] an entry has, without borrowing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Listener,
+    Stream,
+    Udp,
+    Stdin,
+    Detached,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Listener => "listener",
+            Source::Stream => "tcp",
+            Source::Udp => "udp",
+            Source::Stdin => "stdin",
+            Source::Detached => "detached",
+        })
+    }
+}
+
+impl Io {
+    pub(crate) fn source(&self) -> Source {
+        match self {
+            Io::Listener(_) => Source::Listener,
+            Io::Stream(_) => Source::Stream,
+            Io::Udp(_) => Source::Udp,
+            Io::Stdin(_) => Source::Stdin,
+            Io::Detached => Source::Detached,
+        }
+    }
+}
+
+pub(crate) struct Listener {
+    pub sock: TcpListener,
+    pub factory: Factory,
+    pub idle_timeout: Option<Duration>,
+    /// Not accepting (connection limit reached, or the fd limit): see `Core::resume_listeners`.
+    pub paused: bool,
+}
+
+pub(crate) struct Udp {
+    pub sock: UdpSocket,
+    /// Datagrams the kernel refused for now (send buffer full), sent on WRITABLE.
+    pub backlog: VecDeque<(SocketAddr, Vec<u8>)>,
+    pub backlog_bytes: usize,
+}
+
+/// Standard input as an event source, for interactive clients.
+pub(crate) struct Stdin {
+    /// fd 0 as a `File`, never closed: `ManuallyDrop` keeps its destructor from running.
+    pub file: ManuallyDrop<File>,
+    /// The file status flags before we set `O_NONBLOCK`, restored on drop: stdin's open
+    /// file description is shared with the shell, which expects blocking reads back.
+    pub saved_flags: libc::c_int,
+    /// False when epoll refuses the fd (a regular file or /dev/null: always readable). Such
+    /// stdin is read on the ready queue, a budget per tick, until EOF.
+    pub pollable: bool,
+}
+
+impl Drop for Stdin {
+    fn drop(&mut self) {
+        // SAFETY: fcntl(F_SETFL) on fd 0 with flags read from the same fd; no memory is
+        // involved. Failure is harmless (the flags stay as they are).
+        unsafe {
+            libc::fcntl(0, libc::F_SETFL, self.saved_flags);
+        }
+    }
+}
+
+/// One slab entry.
+pub(crate) struct Entry {
+    pub token: Token,
+    /// The service's name, for traces (`time#4.1`).
+    pub service: Rc<str>,
+    pub io: Io,
+    /// Taken out while one of its callbacks runs.
+    pub handler: Option<Box<dyn Handler>>,
+    pub out: OutQueue,
+    pub state: State,
+    /// The peer closed its side (read returned 0).
+    pub peer_eof: bool,
+    /// Backpressure: the output queue passed the high-water mark; reading stops until it
+    /// falls below the low-water mark.
+    pub read_paused: bool,
+    /// What epoll currently watches for this fd.
+    pub registered: Option<Interest>,
+    pub timers: Vec<Slot>,
+    /// Already in `Core::dirty`.
+    pub dirty: bool,
+    pub idle_timeout: Option<Duration>,
+    pub peer: Option<SocketAddr>,
+    /// Counts against `Config::max_connections` (TCP connections do).
+    pub counted: bool,
+}
+
+impl Entry {
+    pub(crate) fn new(token: Token, service: Rc<str>, io: Io, state: State) -> Entry {
+        Entry {
+            token,
+            service,
+            io,
+            handler: None,
+            out: OutQueue::default(),
+            state,
+            peer_eof: false,
+            read_paused: false,
+            registered: None,
+            timers: Vec::new(),
+            dirty: false,
+            idle_timeout: None,
+            peer: None,
+            counted: false,
+        }
+    }
+
+    /// Should the reactor read from this entry now?
+    pub(crate) fn wants_read(&self) -> bool {
+        match self.state {
+            State::Open => !self.peer_eof && !self.read_paused,
+            State::Lingering => true,
+            State::Connecting | State::Closing | State::Closed => false,
+        }
+    }
+}
+
+/// `service#key.generation` in traces and logs.
+pub(crate) struct Who<'a>(pub &'a str, pub Token);
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
+}
+
+/// Interest as a learner reads it: `R`, `W`, `RW`.
+pub(crate) struct ShowInterest(pub Option<Interest>);
+
+impl fmt::Display for ShowInterest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => write!(f, "-"),
+            Some(i) => {
+                if i.is_readable() {
+                    write!(f, "R")?;
+                }
+                if i.is_writable() {
+                    write!(f, "W")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

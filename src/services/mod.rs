@@ -1,0 +1,10 @@
+//! One [`Handler`](crate::reactor::Handler) per protocol: the glue between a sans-IO state
+//! machine in `netloop-protocols` and a connection in the reactor.
+//!
+//! | service | lesson programs | server | client |
+//! |---|---|---|---|
+//! | [`time`] | 02/03, 06/07, 10 | [`time::TimeServer`] | [`time::TimeClient`] |
+//! | [`udp_echo`] | 08/09 | [`udp_echo::EchoServer`] | [`udp_echo::EchoClient`] |
+
+pub mod time;
+pub mod udp_echo;

@@ -1,0 +1,89 @@
+//! The time service (lesson programs 02/03, 06/07 and 10): on connect the server sends its
+//! local time as `%Y-%m-%d %H:%M:%S` and closes; the client prints what it received.
+//!
+//! Try it: `cargo run --example time_server`, then `nc 127.0.0.1 6789`.
+
+use crate::reactor::{CloseReason, Context, Handler};
+use netloop_protocols::time as proto;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// The lesson's port for the time server (TCP).
+pub const DEFAULT_PORT: u16 = 6789;
+
+/// One accepted time-service connection.
+#[derive(Debug, Default)]
+pub struct TimeServer;
+
+impl TimeServer {
+    /// The factory to pass to [`Reactor::listen`](crate::reactor::Reactor::listen).
+    pub fn factory() -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
+        |_peer| Box::new(TimeServer)
+    }
+}
+
+impl Handler for TimeServer {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        // The glue reads the clock; the protocol only formats what it is given.
+        let now = chrono::Local::now().naive_local();
+        if let Some(out) = cx.output() {
+            proto::poll_transmit(now, out);
+        }
+        cx.close();
+    }
+
+    /// Whatever the client sends is ignored (the lesson's server never reads).
+    fn data(&mut self, _cx: &mut Context<'_>, _bytes: &[u8]) {}
+}
+
+/// What a [`TimeClient`] ended with.
+#[derive(Debug)]
+pub enum TimeResult {
+    /// The server closed after sending this (the time, or whatever it sent).
+    Reply(proto::Reply),
+    /// The connection failed, or the reply broke the protocol.
+    Failed(String),
+}
+
+/// Connects, reads to EOF, and leaves the result in a shared cell.
+#[derive(Debug)]
+pub struct TimeClient {
+    proto: Option<proto::Client>,
+    result: Rc<RefCell<Option<TimeResult>>>,
+}
+
+impl TimeClient {
+    /// A client whose result lands in `result` when the connection is over.
+    pub fn new(result: Rc<RefCell<Option<TimeResult>>>) -> TimeClient {
+        TimeClient {
+            proto: Some(proto::Client::new()),
+            result,
+        }
+    }
+}
+
+impl Handler for TimeClient {
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        let Some(p) = &mut self.proto else { return };
+        if let Err(e) = p.handle_bytes(bytes) {
+            *self.result.borrow_mut() = Some(TimeResult::Failed(e.to_string()));
+            self.proto = None;
+            cx.close();
+        }
+    }
+
+    fn eof(&mut self, cx: &mut Context<'_>) {
+        if let Some(p) = self.proto.take() {
+            *self.result.borrow_mut() = Some(TimeResult::Reply(p.handle_eof()));
+        }
+        cx.close();
+    }
+
+    fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
+        let mut result = self.result.borrow_mut();
+        if result.is_none() {
+            *result = Some(TimeResult::Failed(reason.to_string()));
+        }
+    }
+}
