@@ -101,6 +101,16 @@ impl Core {
         Ok(token)
     }
 
+    /// Queues `token` to be serviced next tick without an event (once, however often asked).
+    pub(crate) fn push_ready(&mut self, token: Token) {
+        if let Some(e) = self.get_mut(token) {
+            if !e.in_ready {
+                e.in_ready = true;
+                self.ready.push_back(token);
+            }
+        }
+    }
+
     pub(crate) fn mark_dirty(&mut self, token: Token) {
         if let Some(e) = self.get_mut(token) {
             if !e.dirty {
@@ -233,7 +243,7 @@ impl Core {
             }
             if written >= WRITE_BUDGET {
                 // Fairness: continue next tick.
-                self.ready.push_back(token);
+                self.push_ready(token);
                 break;
             }
         }
@@ -261,7 +271,10 @@ impl Core {
                     self.timers
                         .arm(&mut e.timers, token, Kind::Linger, now + linger);
                     // Input may already be waiting: read it next tick.
-                    self.ready.push_back(token);
+                    if !e.in_ready {
+                        e.in_ready = true;
+                        self.ready.push_back(token);
+                    }
                 }
                 _ => {
                     let reason = if e.peer_eof {
@@ -355,6 +368,7 @@ impl Core {
                 io: Io::Listener(l),
                 service,
                 timers,
+                in_ready,
                 ..
             }) = entry_mut(&mut self.entries, t)
             {
@@ -362,7 +376,10 @@ impl Core {
                 if !Timers::is_armed(timers, Kind::AcceptRetry) {
                     l.paused = false;
                     trace!("  {} accepting again", Who(service, t));
-                    self.ready.push_back(t);
+                    if !*in_ready {
+                        *in_ready = true;
+                        self.ready.push_back(t);
+                    }
                 }
             }
         }

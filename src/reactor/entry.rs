@@ -160,6 +160,8 @@ pub(crate) struct Entry {
     pub timers: Vec<Slot>,
     /// Already in `Core::dirty`.
     pub dirty: bool,
+    /// Already in `Core::ready`.
+    pub in_ready: bool,
     pub idle_timeout: Option<Duration>,
     pub peer: Option<SocketAddr>,
     /// Counts against `Config::max_connections` (TCP connections do).
@@ -180,6 +182,7 @@ impl Entry {
             registered: None,
             timers: Vec::new(),
             dirty: false,
+            in_ready: false,
             idle_timeout: None,
             peer: None,
             counted: false,

@@ -264,7 +264,7 @@ impl Reactor {
                 if let Io::Stdin(s) = &mut e.io {
                     s.pollable = false;
                 }
-                self.core.ready.push_back(token);
+                self.core.push_ready(token);
             }
             Err(err) => {
                 self.core.entries.remove(token.key());
@@ -309,8 +309,11 @@ impl Reactor {
                     self.core.now - started
                 );
             }
+            // Entries queued during this tick wait for the next one: that is what makes
+            // the read budget fair.
+            let ready = std::mem::take(&mut self.core.ready);
             self.dispatch_events();
-            self.run_ready();
+            self.run_ready(ready);
             self.fire_timers();
             self.settle_dirty();
         }
@@ -408,11 +411,11 @@ impl Reactor {
 
     /// Services the entries queued last tick (budget exhausted, listener resumed, stdin that
     /// epoll cannot watch) as if an event had arrived.
-    fn run_ready(&mut self) {
-        for _ in 0..self.core.ready.len() {
-            let Some(token) = self.core.ready.pop_front() else {
-                break;
-            };
+    fn run_ready(&mut self, ready: VecDeque<Token>) {
+        for token in ready {
+            if let Some(e) = self.core.get_mut(token) {
+                e.in_ready = false;
+            }
             let Some(e) = self.core.get(token) else {
                 continue;
             };
@@ -448,7 +451,7 @@ impl Reactor {
                     if let Io::Listener(l) = &mut e.io {
                         l.paused = false;
                     }
-                    core.ready.push_back(due.token);
+                    core.push_ready(due.token);
                 }
                 Kind::Handler(id) => core.call(due.token, |h, cx| h.timer(cx, id)),
             }
@@ -575,7 +578,7 @@ fn accept(core: &mut Core, token: Token) {
         core.call(new, |h, cx| h.opened(cx));
     }
     // Budget spent with connections possibly still queued: continue next tick.
-    core.ready.push_back(token);
+    core.push_ready(token);
 }
 
 fn pause_listener(core: &mut Core, token: Token, retry: Option<Duration>) {
@@ -660,6 +663,14 @@ fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_would_block:
             return;
         }
         let discard = e.state == State::Lingering;
+        // Backpressure: the handler has queued enough for a peer that is not reading.
+        // Stop here; `settle` pauses reading if the flush cannot bring the queue down.
+        // Input may still be waiting and its edge is spent, so look again next tick (a
+        // paused connection is not read then; resuming re-arms READABLE instead).
+        if !discard && e.out.len() > core.config.high_water {
+            core.push_ready(token);
+            return;
+        }
         let Io::Stream(sock) = &mut e.io else { return };
         match sock.read(buf) {
             // EOF: the peer will send nothing more.
@@ -687,7 +698,7 @@ fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_would_block:
                 }
                 budget = budget.saturating_sub(n);
                 if budget == 0 {
-                    core.ready.push_back(token);
+                    core.push_ready(token);
                     return;
                 }
                 if n < buf.len() && !until_would_block {
@@ -734,7 +745,7 @@ fn recv_datagrams(core: &mut Core, buf: &mut [u8], token: Token) {
             }
         }
     }
-    core.ready.push_back(token);
+    core.push_ready(token);
 }
 
 /// Reads standard input (a line at a time from a terminal, chunks from a pipe or file).
@@ -762,13 +773,13 @@ fn read_stdin(core: &mut Core, buf: &mut [u8], token: Token) {
                 core.call(token, |h, cx| h.data(cx, &buf[..n]));
                 budget = budget.saturating_sub(n);
                 if budget == 0 {
-                    core.ready.push_back(token);
+                    core.push_ready(token);
                     return;
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 if !pollable {
-                    core.ready.push_back(token);
+                    core.push_ready(token);
                 }
                 return;
             }

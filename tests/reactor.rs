@@ -1,0 +1,413 @@
+//! The reactor over real loopback sockets: backpressure, resets, half-close, limits,
+//! timers, idle timeouts, outgoing connections, UDP, shutdown.
+
+mod util;
+
+use netloop::reactor::{CloseReason, Config, Context, Handler, ListenOptions, Reactor, TimerId};
+use netloop::services::time::{TimeClient, TimeResult, TimeServer};
+use netloop::services::udp_echo::EchoServer;
+use std::cell::RefCell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, UdpSocket};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use util::*;
+
+/// Echoes every byte back (the test's stand-in for any request/response protocol).
+struct Echo;
+
+impl Handler for Echo {
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        cx.write(bytes);
+    }
+}
+
+/// Records why each connection closed, for assertions from the test thread.
+#[derive(Clone, Default)]
+struct Closings(Arc<Mutex<Vec<String>>>);
+
+impl Closings {
+    fn record(&self, reason: &CloseReason) {
+        self.0.lock().expect("lock").push(format!("{reason:?}"));
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+fn echo_server(config: Config) -> Running<SocketAddr> {
+    start(config, |r| {
+        r.listen("echo", any_port(), |_| Box::new(Echo))
+            .expect("listen")
+    })
+}
+
+#[test]
+fn time_server_sends_the_time_and_closes() {
+    let server = start(Config::default(), |r| {
+        r.listen("time", any_port(), TimeServer::factory())
+            .expect("listen")
+    });
+    let mut c = connect(server.info);
+    let reply = String::from_utf8(read_to_end(&mut c)).expect("utf-8");
+    assert_time_format(&reply);
+    let stats = server.stop();
+    assert_eq!(stats.total_connections, 1);
+    assert_eq!(stats.open_connections, 0);
+}
+
+#[test]
+fn two_hundred_concurrent_time_clients_all_get_the_time() {
+    let server = start(Config::default(), |r| {
+        r.listen("time", any_port(), TimeServer::factory())
+            .expect("listen")
+    });
+    let clients: Vec<_> = (0..200).map(|_| connect(server.info)).collect();
+    for mut c in clients {
+        assert_time_format(std::str::from_utf8(&read_to_end(&mut c)).expect("utf-8"));
+    }
+    assert_eq!(server.stop().total_connections, 200);
+}
+
+/// A client that sends without ever reading: the server must stop reading from it once its
+/// output queue passes the high-water mark, so memory stays bounded by the mark, not by
+/// how much the client sends. When the client finally reads, every byte comes back.
+#[test]
+fn a_client_that_never_reads_is_held_by_backpressure_and_loses_nothing() {
+    let config = Config {
+        high_water: 64 * 1024,
+        low_water: 16 * 1024,
+        ..Config::default()
+    };
+    let server = echo_server(config);
+    let mut c = connect(server.info);
+    // Write until the pipeline (our send buffer, the server's receive buffer, the
+    // server's queue, its send buffer, our receive buffer) is full: a write that cannot
+    // finish within the timeout is the signal that the server stopped reading.
+    c.set_write_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut sent = Vec::new();
+    loop {
+        match c.write(&chunk) {
+            Ok(n) => sent.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("write: {e}"),
+        }
+        assert!(sent.len() < 1 << 30, "the server never pushed back");
+    }
+    // Now read everything back: nothing was lost while reading was paused.
+    c.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    c.shutdown(Shutdown::Write).expect("half-close");
+    let echoed = read_to_end(&mut c);
+    assert_eq!(echoed.len(), sent.len(), "every byte sent came back");
+    assert!(echoed == sent, "in order");
+    let stats = server.stop();
+    assert!(stats.read_pauses >= 1, "reading was paused: {stats}");
+    // One 64 KiB read can land on top of a queue just under the mark.
+    assert!(
+        stats.peak_queue <= (64 + 64) * 1024,
+        "queue stayed bounded: {stats}"
+    );
+    assert!(
+        sent.len() as u64 > 4 * stats.peak_queue,
+        "the client sent far more than the server held: sent {}, {stats}",
+        sent.len()
+    );
+}
+
+/// Streams bytes to the client forever (in 64 KiB chunks refilled from `drained`).
+struct Firehose {
+    closings: Closings,
+}
+
+impl Handler for Firehose {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        self.drained(cx);
+    }
+
+    fn drained(&mut self, cx: &mut Context<'_>) {
+        if let Some(out) = cx.output() {
+            out.resize(out.len() + 64 * 1024, b'x');
+        }
+    }
+
+    fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
+        self.closings.record(reason);
+    }
+}
+
+#[test]
+fn a_client_that_resets_mid_write_is_dropped_and_others_carry_on() {
+    let closings = Closings::default();
+    let recorded = closings.clone();
+    let server = start(Config::default(), move |r| {
+        let fire = r
+            .listen("firehose", any_port(), move |_| {
+                Box::new(Firehose {
+                    closings: recorded.clone(),
+                }) as Box<dyn Handler>
+            })
+            .expect("listen");
+        let echo = r
+            .listen("echo", any_port(), |_| Box::new(Echo))
+            .expect("listen");
+        (fire, echo)
+    });
+    let (fire, echo) = server.info;
+    let c = connect(fire);
+    let mut buf = [0u8; 4096];
+    (&c).read_exact(&mut buf).expect("the firehose is flowing");
+    // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    let sock = socket2::Socket::from(c);
+    sock.set_linger(Some(Duration::ZERO)).expect("linger");
+    drop(sock);
+    // The server notices the reset on its next write...
+    let deadline = Instant::now() + PATIENCE;
+    while closings.all().is_empty() {
+        // ...which the echo connection below also gives it reasons to make.
+        let mut e = connect(echo);
+        e.write_all(b"ping").expect("write");
+        let mut back = [0u8; 4];
+        e.read_exact(&mut back).expect("echo still served");
+        assert_eq!(&back, b"ping");
+        assert!(Instant::now() < deadline, "the reset was never noticed");
+    }
+    assert_eq!(closings.all(), vec!["Reset".to_string()]);
+    assert_eq!(server.stop().open_connections, 0);
+}
+
+/// Answers only when the client has finished sending (a half-close): "N bytes".
+struct CountThenAnswer(usize);
+
+impl Handler for CountThenAnswer {
+    fn data(&mut self, _cx: &mut Context<'_>, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+
+    fn eof(&mut self, cx: &mut Context<'_>) {
+        cx.write(format!("{} bytes", self.0).as_bytes());
+        cx.close();
+    }
+}
+
+#[test]
+fn a_half_closed_client_still_gets_its_answer() {
+    let server = start(Config::default(), |r| {
+        r.listen("count", any_port(), |_| Box::new(CountThenAnswer(0)))
+            .expect("listen")
+    });
+    let mut c = connect(server.info);
+    c.write_all(&vec![7u8; 300_000]).expect("write");
+    c.shutdown(Shutdown::Write).expect("half-close");
+    assert_eq!(read_to_end(&mut c), b"300000 bytes");
+}
+
+#[test]
+fn past_the_connection_limit_new_clients_wait_and_existing_ones_keep_working() {
+    let server = echo_server(Config {
+        max_connections: 2,
+        ..Config::default()
+    });
+    let roundtrip = |c: &mut std::net::TcpStream, msg: &[u8]| {
+        c.write_all(msg).expect("write");
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).expect("echo");
+        assert_eq!(back, msg);
+    };
+    let mut a = connect(server.info);
+    let mut b = connect(server.info);
+    roundtrip(&mut a, b"a1");
+    roundtrip(&mut b, b"b1");
+    // The third connection completes in the kernel's backlog but is not accepted.
+    let mut c = connect(server.info);
+    c.write_all(b"c1").expect("write");
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut one = [0u8; 1];
+    let waited = c.read(&mut one);
+    assert!(
+        matches!(&waited, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "the third client must wait, got {waited:?}"
+    );
+    roundtrip(&mut a, b"a2");
+    roundtrip(&mut b, b"b2");
+    // One leaves; the waiting client is accepted and served.
+    drop(a);
+    c.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut back = [0u8; 2];
+    c.read_exact(&mut back).expect("served once a slot freed");
+    assert_eq!(&back, b"c1");
+    roundtrip(&mut b, b"b3");
+    let stats = server.stop();
+    assert!(stats.accept_pauses >= 1, "{stats}");
+    assert_eq!(stats.total_connections, 3);
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_its_timeout() {
+    let closings = Closings::default();
+    let recorded = closings.clone();
+    let server = start(Config::default(), move |r| {
+        let opts = ListenOptions {
+            idle_timeout: Some(Duration::from_millis(100)),
+        };
+        r.listen_with("idle", any_port(), opts, move |_| {
+            Box::new(Recorder {
+                closings: recorded.clone(),
+            }) as Box<dyn Handler>
+        })
+        .expect("listen")
+    });
+    let mut c = connect(server.info);
+    let started = Instant::now();
+    assert!(read_to_end(&mut c).is_empty(), "closed without a word");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "not before the timeout"
+    );
+    assert_eq!(closings.all(), vec!["IdleTimeout".to_string()]);
+}
+
+struct Recorder {
+    closings: Closings,
+}
+
+impl Handler for Recorder {
+    fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
+        self.closings.record(reason);
+    }
+}
+
+/// Says "tick" when its timer fires, then closes; a second timer is cancelled.
+struct Ticker;
+
+impl Handler for Ticker {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        cx.set_timer(TimerId(1), Duration::from_millis(30));
+        cx.set_timer(TimerId(2), Duration::from_millis(10));
+        cx.cancel_timer(TimerId(2));
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+        cx.write(format!("tick {}", id.0).as_bytes());
+        cx.close();
+    }
+}
+
+#[test]
+fn handler_timers_fire_and_cancelled_ones_do_not() {
+    let server = start(Config::default(), |r| {
+        r.listen("tick", any_port(), |_| Box::new(Ticker))
+            .expect("listen")
+    });
+    let started = Instant::now();
+    let mut c = connect(server.info);
+    assert_eq!(read_to_end(&mut c), b"tick 1");
+    assert!(started.elapsed() >= Duration::from_millis(30));
+}
+
+#[test]
+fn outgoing_connections_reach_a_server_and_report_failures() {
+    // A plain std server that speaks the time protocol once.
+    let listener = TcpListener::bind(any_port()).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.write_all(b"2026-11-25 09:05:07").expect("write");
+    });
+    // A port with nobody listening: bind, learn the port, close.
+    let closed_port = TcpListener::bind(any_port())
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+
+    let mut reactor = Reactor::new().expect("reactor");
+    let good = Rc::new(RefCell::new(None));
+    let bad = Rc::new(RefCell::new(None));
+    reactor
+        .connect("time-client", addr, Box::new(TimeClient::new(good.clone())))
+        .expect("connect");
+    reactor
+        .connect(
+            "time-client",
+            closed_port,
+            Box::new(TimeClient::new(bad.clone())),
+        )
+        .expect("connect");
+    reactor.run().expect("run until both are done");
+    peer.join().expect("peer");
+
+    match good.borrow_mut().take() {
+        Some(TimeResult::Reply(netloop_protocols::time::Reply::Time(t))) => {
+            assert_eq!(t.to_string(), "2026-11-25 09:05:07")
+        }
+        other => panic!("expected the time, got {other:?}"),
+    }
+    match bad.borrow_mut().take() {
+        Some(TimeResult::Failed(why)) => assert!(why.contains("connect failed"), "{why}"),
+        other => panic!("expected a connect failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn udp_echo_returns_a_maximum_size_datagram_whole() {
+    let server = start(Config::default(), |r| {
+        r.bind_udp("udp-echo", any_port(), Box::new(EchoServer))
+            .expect("bind")
+    });
+    let c = UdpSocket::bind(any_port()).expect("bind");
+    c.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    // 65,535 (IPv4 total length) - 20 (IP header) - 8 (UDP header).
+    let big: Vec<u8> = (0..65_507).map(|i| (i % 253) as u8).collect();
+    c.send_to(&big, server.info).expect("send");
+    let mut buf = vec![0u8; 70_000];
+    let (n, from) = c.recv_from(&mut buf).expect("echo");
+    assert_eq!(from, server.info);
+    assert_eq!(n, 65_507);
+    assert_eq!(&buf[..n], &big[..]);
+    // And the small ones around it still work.
+    for msg in [&b""[..], b"a", b"bye"] {
+        c.send_to(msg, server.info).expect("send");
+        let (n, _) = c.recv_from(&mut buf).expect("echo");
+        assert_eq!(&buf[..n], msg);
+    }
+    let stats = server.stop();
+    assert_eq!(stats.datagrams_in, 4);
+    assert_eq!(stats.datagrams_out, 4);
+}
+
+/// Queues 4 MiB at once, so that a shutdown finds output still queued.
+struct BigAnswer;
+
+impl Handler for BigAnswer {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        cx.write(&vec![b'z'; 4 << 20]);
+    }
+
+    /// On shutdown: say goodbye after what is queued, then close (the default only closes).
+    fn shutdown(&mut self, cx: &mut Context<'_>) {
+        cx.write(b"bye");
+        cx.close();
+    }
+}
+
+#[test]
+fn shutdown_flushes_queued_output_before_closing() {
+    let server = start(Config::default(), |r| {
+        r.listen("big", any_port(), |_| Box::new(BigAnswer))
+            .expect("listen")
+    });
+    let mut c = connect(server.info);
+    let mut first = [0u8; 1];
+    c.read_exact(&mut first).expect("the answer started");
+    // Stop while most of the 4 MiB is still queued: run() must not return until it is out.
+    let stopper = std::thread::spawn(move || server.stop());
+    let rest = read_to_end(&mut c);
+    assert_eq!(1 + rest.len(), (4 << 20) + 3, "everything arrived");
+    assert!(rest.ends_with(b"zbye"));
+    let stats = stopper.join().expect("stopped");
+    assert_eq!(stats.open_connections, 0);
+}

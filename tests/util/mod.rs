@@ -1,0 +1,213 @@
+//! Helpers shared by the end-to-end tests: start a reactor on a thread or a binary as a
+//! child process, on free ports, and talk to it with plain std sockets.
+#![allow(dead_code)] // each test file uses a different subset
+
+use netloop::reactor::{Config, Reactor, ShutdownHandle, Stats};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Generous bound for anything that should happen "at once": a loaded CI machine can be
+/// slow, and a test that fails must fail rather than hang.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A reactor running on its own thread. Dropping it shuts the reactor down.
+pub struct Running<T> {
+    /// What the set-up closure returned (addresses, usually).
+    pub info: T,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<Stats>>,
+}
+
+impl<T> Running<T> {
+    /// Shuts the reactor down gracefully and returns its final counters.
+    #[track_caller]
+    pub fn stop(mut self) -> Stats {
+        self.handle.shutdown();
+        self.thread
+            .take()
+            .expect("not stopped twice")
+            .join()
+            .expect("reactor thread panicked")
+    }
+}
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.handle.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a reactor with `config` on a new thread; `setup` adds its listeners and sockets
+/// (handlers are not `Send`, so they are built on the reactor's own thread) and returns
+/// what the test needs to know, such as the bound addresses.
+#[track_caller]
+pub fn start<T, F>(config: Config, setup: F) -> Running<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Reactor) -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut reactor = Reactor::with_config(config).expect("reactor");
+        let info = setup(&mut reactor);
+        tx.send((info, reactor.shutdown_handle()))
+            .expect("test is waiting");
+        reactor.run().expect("run");
+        reactor.stats().clone()
+    });
+    let (info, handle) = rx.recv_timeout(PATIENCE).expect("reactor set-up finished");
+    Running {
+        info,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+/// `127.0.0.1:0`: any free port on loopback.
+pub fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("literal")
+}
+
+/// Connects with the test's patience as read and write timeouts.
+#[track_caller]
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s.set_write_timeout(Some(PATIENCE)).expect("timeout");
+    s
+}
+
+/// Reads until the peer closes.
+#[track_caller]
+pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).expect("read to EOF");
+    v
+}
+
+/// Asserts `text` is a local time in the lesson's format, `YYYY-MM-DD HH:MM:SS`.
+#[track_caller]
+pub fn assert_time_format(text: &str) {
+    let ok = text.len() == 19
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b' ',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        });
+    assert!(ok, "{text:?} is not %Y-%m-%d %H:%M:%S");
+}
+
+/// Path of a binary built by cargo for this test run: the `netloop` binary, or an example
+/// (`cargo test` builds examples too, into `target/<profile>/examples`).
+pub fn binary(name: &str) -> PathBuf {
+    if name == "netloop" {
+        return PathBuf::from(env!("CARGO_BIN_EXE_netloop"));
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run `cargo test --workspace` (it builds the examples)",
+        path.display()
+    );
+    path
+}
+
+/// A server binary started as a child process, with the addresses it announced.
+pub struct ServerProcess {
+    pub child: Child,
+    /// `(service, address)` from each `<service> listening on <ip:port>` line.
+    pub listening: Vec<(String, SocketAddr)>,
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl ServerProcess {
+    /// The address `service` announced.
+    #[track_caller]
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("{service} not announced; got {:?}", self.listening))
+    }
+
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: libc_signal::Signal) {
+        libc_signal::kill(self.child.id(), signal);
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` (stdout piped) and reads its start-up lines until `services` services have
+/// announced where they listen. Those lines are the readiness signal: no sleeping.
+#[track_caller]
+pub fn spawn_server(mut cmd: Command, services: usize) -> ServerProcess {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut listening = Vec::new();
+    while listening.len() < services {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).expect("read start-up line") == 0 {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("server exited before announcing; stderr:\n{err}");
+        }
+        let (service, addr) = line
+            .trim_end()
+            .split_once(" listening on ")
+            .expect("start-up line format");
+        listening.push((service.to_string(), addr.parse().expect("ip:port")));
+    }
+    ServerProcess {
+        child,
+        listening,
+        stdout,
+    }
+}
+
+/// Signals without a crate: the tests only need `kill(2)` with two signals.
+pub mod libc_signal {
+    /// The signals the tests send.
+    #[derive(Clone, Copy)]
+    pub enum Signal {
+        Int = 2,
+        Term = 15,
+    }
+
+    /// Sends `sig` to process `pid` with the `kill` command.
+    pub fn kill(pid: u32, sig: Signal) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{}", sig as i32))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill failed");
+    }
+}
