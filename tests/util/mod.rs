@@ -192,22 +192,27 @@ pub fn spawn_server(mut cmd: Command, services: usize) -> ServerProcess {
     }
 }
 
-/// Signals without a crate: the tests only need `kill(2)` with two signals.
+/// The two signals the tests send, through `kill(2)`.
 pub mod libc_signal {
     /// The signals the tests send.
     #[derive(Clone, Copy)]
     pub enum Signal {
-        Int = 2,
-        Term = 15,
+        /// Ctrl-C.
+        Int,
+        /// What `kill` and service managers send.
+        Term,
     }
 
-    /// Sends `sig` to process `pid` with the `kill` command.
+    /// Sends `sig` to process `pid`.
+    #[track_caller]
     pub fn kill(pid: u32, sig: Signal) {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{}", sig as i32))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill failed");
+        let signo = match sig {
+            Signal::Int => libc::SIGINT,
+            Signal::Term => libc::SIGTERM,
+        };
+        let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+        // SAFETY: kill(2) takes two integers and touches no memory of ours.
+        let rc = unsafe { libc::kill(pid, signo) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
     }
 }
