@@ -37,7 +37,10 @@ fn ensure_peers() {
         return;
     }
     eprintln!("building the comparison peers (once)...");
-    let status = Command::new("bash").arg(bench_dir().join("build_peers.sh")).status().expect("run build_peers.sh");
+    let status = Command::new("bash")
+        .arg(bench_dir().join("build_peers.sh"))
+        .status()
+        .expect("run build_peers.sh");
     assert!(status.success(), "build_peers.sh failed");
 }
 
@@ -58,7 +61,8 @@ impl Drop for Server {
 /// Waits until `addr` echoes a datagram: the readiness signal for a UDP server.
 fn wait_for_echo(addr: SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 16];
     while Instant::now() < deadline {
@@ -72,7 +76,15 @@ fn wait_for_echo(addr: SocketAddr) {
 
 fn start_netloop() -> Server {
     let mut child = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_netloop"), "--time-port", "0", "--udp-echo-port", "0"])
+        .args([
+            "-c",
+            "0",
+            env!("CARGO_BIN_EXE_netloop"),
+            "--time-port",
+            "0",
+            "--udp-echo-port",
+            "0",
+        ])
         .env("RUST_LOG", "netloop=warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -85,12 +97,18 @@ fn start_netloop() -> Server {
         }
     };
     wait_for_echo(addr);
-    Server { name: "netloop", child, addr }
+    Server {
+        name: "netloop",
+        child,
+        addr,
+    }
 }
 
 fn start_tokio() -> Server {
     // A free port: bind, read it, release it.
-    let addr = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("free port");
+    let addr = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port");
     let child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(peers_dir().join("tokio_udp_echo"))
@@ -99,7 +117,11 @@ fn start_tokio() -> Server {
         .spawn()
         .expect("start tokio_udp_echo");
     wait_for_echo(addr);
-    Server { name: "tokio_udp_echo", child, addr }
+    Server {
+        name: "tokio_udp_echo",
+        child,
+        addr,
+    }
 }
 
 /// One run_udp.sh measurement of one config: packets/s.
@@ -126,12 +148,19 @@ fn measure(server: &Server, config: &str, duration: &str) -> f64 {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument that names another bench skips this.
-    if std::env::args().skip(1).any(|a| !a.starts_with("--") && !"udp_echo".contains(a.as_str())) {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && !"udp_echo".contains(a.as_str()))
+    {
         return;
     }
     ensure_peers();
@@ -142,8 +171,13 @@ fn main() {
     let tokio = start_tokio();
 
     let mut rows = Vec::new();
-    println!("UDP echo, 64 B datagrams; server on CPU 0, udp_load on CPU 1; median of {runs} alternating runs");
-    println!("{:<10} {:>16} {:>16} {:>8}", "sock:win", "netloop pps", "tokio pps", "ratio");
+    println!(
+        "UDP echo, 64 B datagrams; server on CPU 0, udp_load on CPU 1; median of {runs} alternating runs"
+    );
+    println!(
+        "{:<10} {:>16} {:>16} {:>8}",
+        "sock:win", "netloop pps", "tokio pps", "ratio"
+    );
     for config in configs.split_whitespace() {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..runs {
@@ -160,7 +194,10 @@ fn main() {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench");
     let _ = std::fs::create_dir_all(&dir);
-    let json = format!(r#"{{"bench":"udp_echo","size":64,"duration_s":{duration},"rows":[{}]}}"#, rows.join(","));
+    let json = format!(
+        r#"{{"bench":"udp_echo","size":64,"duration_s":{duration},"rows":[{}]}}"#,
+        rows.join(",")
+    );
     std::fs::write(dir.join("udp_echo.json"), json + "\n").expect("write json");
     println!("wrote {}", dir.join("udp_echo.json").display());
 }

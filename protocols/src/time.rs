@@ -125,7 +125,8 @@ mod tests {
     #[test]
     fn client_refuses_an_endless_reply() {
         let mut c = Client::new();
-        c.handle_bytes(&[b'x'; MAX_REPLY]).expect("exactly the limit is fine");
+        c.handle_bytes(&[b'x'; MAX_REPLY])
+            .expect("exactly the limit is fine");
         assert_eq!(c.handle_bytes(b"x"), Err(Error::TooLong));
     }
 }

@@ -16,6 +16,7 @@ use slab::Slab;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -159,8 +160,8 @@ impl Core {
         }
     }
 
-    /// Sends a datagram from a UDP entry: at once if the kernel takes it, else queued
-    /// (bounded by [`UDP_BACKLOG_MAX`]) until the socket is writable.
+    /// Queues a datagram on a UDP entry (bounded by [`UDP_BACKLOG_MAX`]); the queue goes
+    /// out in batches when the entry is settled at the end of the tick.
     pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) {
         let Some(e) = self
             .entries
@@ -177,29 +178,11 @@ impl Core {
             );
             return;
         };
-        if udp.backlog.is_empty() {
-            match udp.sock.send_to(bytes, to) {
-                Ok(n) => {
-                    self.stats.datagrams_out += 1;
-                    self.stats.bytes_out += n as u64;
-                    trace!("  {} sent {n} B to {to}", Who(&e.service, token));
-                    return;
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => {
-                    // ICMP errors and the like: UDP has no connection to close.
-                    debug!("{}: send_to {to}: {err}", Who(&e.service, token));
-                    self.stats.datagrams_dropped += 1;
-                    return;
-                }
-            }
-        }
-        if udp.backlog_bytes + bytes.len() > UDP_BACKLOG_MAX {
+        if udp.queue.bytes() + bytes.len() > UDP_BACKLOG_MAX {
             self.stats.datagrams_dropped += 1;
             return;
         }
-        udp.backlog_bytes += bytes.len();
-        udp.backlog.push_back((to, bytes.to_vec()));
+        udp.queue.push(bytes, to);
         self.mark_dirty(token);
     }
 
@@ -394,7 +377,7 @@ pub(crate) fn entry_mut(entries: &mut Slab<Entry>, token: Token) -> Option<&mut 
 
 fn udp_backlog_empty(io: &Io) -> bool {
     match io {
-        Io::Udp(u) => u.backlog.is_empty(),
+        Io::Udp(u) => u.queue.is_empty(),
         _ => true,
     }
 }
@@ -438,18 +421,17 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
             Ok(written)
         }
         Io::Udp(udp) => {
-            while let Some((to, dgram)) = udp.backlog.front() {
-                match udp.sock.send_to(dgram, *to) {
-                    Ok(n) => {
-                        stats.datagrams_out += 1;
-                        stats.bytes_out += n as u64;
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => stats.datagrams_dropped += 1,
-                }
-                udp.backlog_bytes -= dgram.len();
-                udp.backlog.pop_front();
+            let done = udp.queue.flush(udp.sock.as_raw_fd());
+            stats.datagrams_out += done.sent;
+            stats.bytes_out += done.bytes;
+            stats.datagrams_dropped += done.dropped;
+            if done.sent > 0 {
+                trace!(
+                    "  {} sent {} datagram(s), {} B",
+                    Who(&e.service, e.token),
+                    done.sent,
+                    done.bytes
+                );
             }
             Ok(0)
         }

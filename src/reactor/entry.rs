@@ -23,10 +23,10 @@
 use super::Token;
 use super::buffer::OutQueue;
 use super::handler::Handler;
+use super::mmsg::SendQueue;
 use super::timer::Slot;
 use mio::Interest;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
-use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
@@ -113,9 +113,9 @@ pub(crate) struct Listener {
 
 pub(crate) struct Udp {
     pub sock: UdpSocket,
-    /// Datagrams the kernel refused for now (send buffer full), sent on WRITABLE.
-    pub backlog: VecDeque<(SocketAddr, Vec<u8>)>,
-    pub backlog_bytes: usize,
+    /// Datagrams queued by the handler, sent in batches when the entry is settled (and,
+    /// if the send buffer was full, when the socket becomes writable).
+    pub queue: SendQueue,
 }
 
 /// Standard input as an event source, for interactive clients.

@@ -29,6 +29,7 @@ mod context;
 mod core;
 mod entry;
 mod handler;
+mod mmsg;
 mod stats;
 mod timer;
 mod token;
@@ -45,10 +46,12 @@ use core::{Core, entry_mut};
 use entry::{Entry, Io, Listener, Source, State, Stdin, Udp, Who};
 use log::{debug, info, log_enabled, trace, warn};
 use mio::{Events, Interest, Poll, Waker};
+use mmsg::RecvBatch;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,6 +95,8 @@ pub struct Reactor {
     waker: Arc<Waker>,
     shutdown_requested: Arc<AtomicBool>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// Receive slots for `recvmmsg`, made when the first datagram is read.
+    udp_batch: Option<Box<RecvBatch>>,
 }
 
 impl Reactor {
@@ -113,6 +118,7 @@ impl Reactor {
             waker,
             shutdown_requested: Arc::new(AtomicBool::new(false)),
             signals: None,
+            udp_batch: None,
         })
     }
 
@@ -196,8 +202,7 @@ impl Reactor {
         let local = sock.local_addr()?;
         let udp = Udp {
             sock,
-            backlog: VecDeque::new(),
-            backlog_bytes: 0,
+            queue: mmsg::SendQueue::default(),
         };
         let token = self.core.insert(
             service.into(),
@@ -395,7 +400,7 @@ impl Reactor {
                         }
                         Source::Udp => {
                             if event.is_readable() {
-                                recv_datagrams(&mut self.core, &mut self.read_buf, token);
+                                recv_datagrams(&mut self.core, &mut self.udp_batch, token);
                             }
                             if event.is_writable() {
                                 self.core.mark_dirty(token);
@@ -426,7 +431,7 @@ impl Reactor {
                     read_stream(&mut self.core, &mut self.read_buf, token, true);
                     self.core.mark_dirty(token);
                 }
-                (Source::Udp, _) => recv_datagrams(&mut self.core, &mut self.read_buf, token),
+                (Source::Udp, _) => recv_datagrams(&mut self.core, &mut self.udp_batch, token),
                 (Source::Stdin, _) => read_stdin(&mut self.core, &mut self.read_buf, token),
                 _ => {}
             }
@@ -719,8 +724,10 @@ fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_would_block:
 }
 
 /// Receives datagrams until the socket is empty or the budget is spent.
-fn recv_datagrams(core: &mut Core, buf: &mut [u8], token: Token) {
-    for _ in 0..DATAGRAM_BUDGET {
+fn recv_datagrams(core: &mut Core, batch: &mut Option<Box<RecvBatch>>, token: Token) {
+    // The receive slots (1 MiB of address space) exist only in reactors that have UDP.
+    let batch = batch.get_or_insert_with(|| Box::new(RecvBatch::new()));
+    for _ in 0..DATAGRAM_BUDGET / mmsg::BATCH {
         let Some(Entry {
             io: Io::Udp(udp),
             service,
@@ -729,22 +736,34 @@ fn recv_datagrams(core: &mut Core, buf: &mut [u8], token: Token) {
         else {
             return;
         };
-        match udp.sock.recv_from(buf) {
-            Ok((n, from)) => {
-                trace!("  {} received {n} B from {from}", Who(service, token));
-                core.stats.datagrams_in += 1;
-                core.stats.bytes_in += n as u64;
-                core.call(token, |h, cx| h.datagram(cx, &buf[..n], from));
+        match batch.recv(udp.sock.as_raw_fd()) {
+            Ok(n) => {
+                trace!("  {} received {n} datagram(s)", Who(service, token));
+                for i in 0..n {
+                    let (data, from) = batch.get(i);
+                    core.stats.datagrams_in += 1;
+                    core.stats.bytes_in += data.len() as u64;
+                    // A sender netloop cannot name (not IPv4/IPv6) cannot be answered anyway.
+                    if let Some(from) = from {
+                        core.call(token, |h, cx| h.datagram(cx, data, from));
+                    }
+                }
+                // Fewer than a full batch: the socket's queue is empty now, and every
+                // datagram that arrives later raises a new edge. Stopping here saves the
+                // call that would only say WouldBlock.
+                if n < mmsg::BATCH {
+                    return;
+                }
             }
+            // Drained: the next datagram raises a new edge.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // An ICMP error queued on the socket (port unreachable for an earlier send):
             // reported once, the socket stays usable.
-            Err(e) => {
-                debug!("{}: recv_from: {e}", Who(service, token));
-            }
+            Err(e) => debug!("{}: recvmmsg: {e}", Who(service, token)),
         }
     }
+    // Budget spent with datagrams possibly still queued: continue next tick.
     core.push_ready(token);
 }
 

@@ -1,0 +1,177 @@
+//! Base64 decoding in pieces (RFC 4648 §4, the standard alphabet with `=` padding).
+//!
+//! Base64 decodes in groups of 4 characters to 3 bytes, and text arrives cut anywhere, so
+//! [`Base64Decoder`] carries up to 3 characters of an unfinished group between calls and
+//! decodes the rest in bulk. Padding may only close the last group; any character after it
+//! is an error.
+//!
+//! Compared with Python's `b64decode`, which the lesson's client uses: ASCII whitespace is
+//! skipped, as Python skips it (so base64 wrapped at 76 columns, MIME-style, decodes), but
+//! any other character outside the alphabet is an error, where Python silently drops it.
+//! A transfer that was corrupted should fail loudly rather than write a different file.
+//! Non-zero bits after the last character (`QR==` instead of `QQ==`) are also an error:
+//! no encoder produces them, so they signal corruption.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// Text that is not base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base64Error {
+    /// A character outside the alphabet, padding in the wrong place, or non-zero bits in
+    /// the last character.
+    Invalid,
+    /// Characters after a padded (final) group.
+    AfterPadding,
+    /// The text ended inside a group of 4 (a truncated or unpadded encoding).
+    Truncated,
+}
+
+impl fmt::Display for Base64Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Base64Error::Invalid => write!(f, "a character that is not base64"),
+            Base64Error::AfterPadding => write!(f, "characters after the final '=' padding"),
+            Base64Error::Truncated => write!(f, "it ends in the middle of a 4-character group"),
+        }
+    }
+}
+
+impl std::error::Error for Base64Error {}
+
+/// An incremental base64 decoder: [`Base64Decoder::handle_text`] for each piece, then
+/// [`Base64Decoder::finish`] to check that the text ended on a group boundary.
+#[derive(Debug, Clone, Default)]
+pub struct Base64Decoder {
+    group: [u8; 4],
+    group_len: usize,
+    padded: bool,
+}
+
+impl Base64Decoder {
+    /// A decoder at the start of the text.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next piece of base64 text: appends the bytes of every group it completes to
+    /// `out`. On error, `out` may hold part of this piece's bytes; the transfer is broken
+    /// either way.
+    pub fn handle_text(&mut self, mut text: &[u8], out: &mut Vec<u8>) -> Result<(), Base64Error> {
+        while let Some((&c, rest)) = text.split_first() {
+            if self.group_len == 0 {
+                // At a group boundary: decode the longest run of whole groups in one call.
+                let mut run = text.iter().take_while(|c| !is_space(**c)).count() / 4 * 4;
+                // Stop after the first group with padding, so that what follows it is
+                // reported the same way however the text was split.
+                if let Some(pad) = text[..run].iter().position(|&c| c == b'=') {
+                    run = (pad / 4 + 1) * 4;
+                }
+                if run > 0 {
+                    self.decode_groups(&text[..run], out)?;
+                    text = &text[run..];
+                    continue;
+                }
+            }
+            text = rest;
+            if is_space(c) {
+                continue;
+            }
+            if self.padded {
+                return Err(Base64Error::AfterPadding);
+            }
+            self.group[self.group_len] = c;
+            self.group_len += 1;
+            if self.group_len == 4 {
+                let group = self.group;
+                self.group_len = 0;
+                self.decode_groups(&group, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The text ended: it must end on a group boundary.
+    pub fn finish(&self) -> Result<(), Base64Error> {
+        match self.group_len {
+            0 => Ok(()),
+            _ => Err(Base64Error::Truncated),
+        }
+    }
+
+    /// Decodes whole groups (`groups.len()` is a multiple of 4) onto the end of `out`.
+    fn decode_groups(&mut self, groups: &[u8], out: &mut Vec<u8>) -> Result<(), Base64Error> {
+        if self.padded {
+            return Err(Base64Error::AfterPadding);
+        }
+        let start = out.len();
+        out.resize(start + groups.len() / 4 * 3, 0);
+        let decoded = STANDARD.decode_slice(groups, &mut out[start..]);
+        let written = decoded.map_err(|_| Base64Error::Invalid)?;
+        out.truncate(start + written);
+        self.padded = groups.last() == Some(&b'=');
+        Ok(())
+    }
+}
+
+/// The whitespace that is skipped: what JSON and MIME line wrapping put into base64.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::same_every_split;
+
+    fn decode(pieces: &[&[u8]]) -> Result<Vec<u8>, Base64Error> {
+        let mut decoder = Base64Decoder::new();
+        let mut out = Vec::new();
+        for piece in pieces {
+            decoder.handle_text(piece, &mut out)?;
+        }
+        decoder.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn decodes_the_same_however_it_is_split() {
+        for (text, bytes) in [
+            (&b""[..], &b""[..]),
+            (b"+w==", b"\xfb"),
+            (b"+/8=", b"\xfb\xff"),
+            (b"+/+/", b"\xfb\xff\xbf"),
+            (b"+/+/AAECfw==", b"\xfb\xff\xbf\x00\x01\x02\x7f"),
+            (b"aGVs\r\nbG8g\n d29y bGQ=", b"hello world"),
+        ] {
+            let got = same_every_split(text, decode);
+            assert_eq!(
+                got.as_deref(),
+                Ok(bytes),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn broken_text_is_an_error_however_it_is_split() {
+        for (text, err) in [
+            (&b"aGk"[..], Base64Error::Truncated),
+            (b"aGk=aGk=", Base64Error::AfterPadding),
+            (b"aGk= aGk=", Base64Error::AfterPadding),
+            (b"aG=k", Base64Error::Invalid),
+            (b"aGk*", Base64Error::Invalid),
+            (b"aGk\\/", Base64Error::Invalid),
+            (b"aGl=", Base64Error::Invalid),
+            (b"QQ=", Base64Error::Truncated),
+            (b"QQ===", Base64Error::AfterPadding),
+            (b"\xd0\x90AAA", Base64Error::Invalid),
+        ] {
+            let got = same_every_split(text, decode);
+            assert_eq!(got, Err(err), "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+}

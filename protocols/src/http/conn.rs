@@ -1,0 +1,508 @@
+//! The server side of one HTTP/1.1 connection: request events in, response bytes out.
+//!
+//! Read RFC 9112 §9.3 (persistence), §9.3.2 (pipelining: responses in request order),
+//! §9.6 (tear-down); RFC 9110 §7.6.1 (Connection), §9.3.2 (HEAD), §10.1.1 (Expect).
+//!
+//! Two halves, named as h11 names them (`_state.py`): what the client is doing, and what we
+//! are doing. An exchange is one request and its response; the next exchange starts only
+//! when both halves are `Done`.
+//!
+//! ```text
+//! reading (client's half)                       writing (our half)
+//! Idle --head--> SendBody --body end--> Done    Idle --head--> SendBody --finish--> Done
+//!   ^                                     |                                           |
+//!   +---- both Done, keep-alive ----------+-------------------------------------------+
+//! both Done and must close, or any HttpError: Closed (reading stops; nothing more is sent)
+//! ```
+
+use super::body::BodyDecoder;
+use super::error::{HttpError, UsageError};
+use super::head::{LineScan, Scan};
+use super::limits::Limits;
+use super::request::{BodyFraming, Fields, RequestHead, Version, parse_head};
+use super::response::{
+    check_header, error_response, is_field_text, write_chunk, write_decimal, write_header,
+    write_last_chunk, write_status_line,
+};
+
+/// What the client sent, in order: for every request one `Request`, any number of `Body`
+/// pieces, and one `RequestEnd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A request head. Respond to it (now or after its body) before the next one appears.
+    Request(RequestHead),
+    /// The next piece of the request body, de-chunked: every body byte that was buffered.
+    Body(Vec<u8>),
+    /// The request body is complete; the trailer fields of a chunked body, else empty.
+    RequestEnd(Fields),
+}
+
+/// The client's half of the exchange.
+#[derive(Debug)]
+enum Reading {
+    /// Waiting for a request head; the scanner remembers how far it looked.
+    Idle(LineScan),
+    /// The head was yielded; its body is being read.
+    SendBody(BodyDecoder),
+    /// `RequestEnd` was yielded; waiting for our response to finish.
+    Done,
+    /// Nothing more is read: the connection is closing.
+    Closed,
+}
+
+/// Our half of the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    /// No response head yet for the current request.
+    Idle,
+    /// The head is written; body bytes go out as this framing says.
+    SendBody(Sending),
+    /// The response is finished.
+    Done,
+}
+
+/// How response body bytes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// `Content-Length`: this many bytes still owed.
+    Length(u64),
+    /// Each write becomes a chunk; finish writes the last-chunk.
+    Chunked,
+    /// Raw bytes, the end marked by closing: a "chunked" response to an HTTP/1.0 client,
+    /// which does not know chunked (RFC 9112 §6.3 item 8).
+    UntilClose,
+    /// A response to HEAD: the head describes a body that is not sent (RFC 9110 §9.3.2).
+    Discard,
+    /// 204 and 304: no body exists; writing one is a usage error.
+    Nothing,
+}
+
+/// What the connection remembers about the current request once its head is handed out.
+#[derive(Debug, Clone, Copy)]
+struct Exchange {
+    version: Version,
+    is_head: bool,
+    expects_continue: bool,
+    continue_sent: bool,
+    /// Some of the body (or its framing) has been read.
+    body_started: bool,
+    /// This exchange is the connection's last.
+    close: bool,
+}
+
+/// A server-side HTTP/1.1 connection, sans-IO.
+///
+/// Drive it like this, each time bytes arrive:
+///
+/// 1. [`ServerConn::handle_bytes`] with what was read ([`ServerConn::handle_eof`] on EOF);
+/// 2. [`ServerConn::poll_event`] until it returns `Ok(None)`. On `Event::Request`, respond
+///    with [`ServerConn::write_response_head`], [`ServerConn::write_body`],
+///    [`ServerConn::finish_response`], now or later (a response may span many ticks);
+///    on `Err(e)`, [`ServerConn::write_error`] and stop;
+/// 3. send what the writes appended to `out`; then if [`ServerConn::is_closed`], close
+///    after flushing; keep reading only while [`ServerConn::wants_read`].
+///
+/// The next request's head is yielded only after the previous response is finished, so
+/// responses leave in request order however many requests are pipelined in the buffer.
+/// Hence: after [`ServerConn::finish_response`] (and whenever [`ServerConn::wants_read`]
+/// turns true again), call `poll_event` again even if no bytes arrived; requests already
+/// buffered wait for exactly that.
+#[derive(Debug)]
+pub struct ServerConn {
+    limits: Limits,
+    /// Bytes received and not yet consumed start at `start`.
+    buf: Vec<u8>,
+    start: usize,
+    reading: Reading,
+    writing: Writing,
+    /// The request being answered, from its `Request` event to the end of the exchange.
+    exchange: Option<Exchange>,
+    peer_eof: bool,
+    /// The caller asked to close after the current response.
+    close_requested: bool,
+    /// A body error found after some good body bytes: those go out as an event first.
+    deferred_error: Option<HttpError>,
+    closed: bool,
+    /// A previous head's buffers, for the next head (see [`ServerConn::recycle`]).
+    spare: Fields,
+}
+
+impl Default for ServerConn {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl ServerConn {
+    /// A connection waiting for its first request.
+    pub fn new(limits: Limits) -> Self {
+        ServerConn {
+            limits,
+            buf: Vec::new(),
+            start: 0,
+            reading: Reading::Idle(LineScan::request()),
+            writing: Writing::Idle,
+            exchange: None,
+            peer_eof: false,
+            close_requested: false,
+            deferred_error: None,
+            closed: false,
+            spare: Fields::default(),
+        }
+    }
+
+    /// Bytes arrived from the client. They are only buffered here; call
+    /// [`ServerConn::poll_event`] next. Bytes that can never be read (after an error, after
+    /// EOF, after the last request of a closing connection) are dropped.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) {
+        let last_request_read =
+            matches!(self.reading, Reading::Done) && self.exchange.is_some_and(|ex| ex.close);
+        if self.closed || self.peer_eof || last_request_read {
+            return;
+        }
+        if matches!(self.reading, Reading::Closed) {
+            return;
+        }
+        if self.start == self.buf.len() {
+            self.buf.clear();
+        } else if self.start > 0 {
+            // One memmove per read, not one per request, however many are pipelined.
+            self.buf.drain(..self.start);
+        }
+        self.start = 0;
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The client closed its sending side. Requests already buffered are still served (a
+    /// client may half-close after sending); a request cut short is an error.
+    pub fn handle_eof(&mut self) {
+        self.peer_eof = true;
+    }
+
+    /// The next thing the client sent, `Ok(None)` if more bytes (or a finished response)
+    /// are needed first. After `Err`, the connection is closed: answer with
+    /// [`ServerConn::write_error`].
+    pub fn poll_event(&mut self) -> Result<Option<Event>, HttpError> {
+        if let Some(e) = self.deferred_error.take() {
+            return Err(self.fail(e));
+        }
+        loop {
+            match &mut self.reading {
+                Reading::Done | Reading::Closed => return Ok(None),
+                Reading::Idle(scan) => {
+                    let unread = &self.buf[self.start..];
+                    match scan.scan(unread, &self.limits) {
+                        Err(e) => return Err(self.fail(e)),
+                        Ok(Scan::EmptyLine(len)) => {
+                            self.start += len;
+                            *scan = LineScan::request();
+                        }
+                        Ok(Scan::Partial) if !self.peer_eof => return Ok(None),
+                        Ok(Scan::Partial) if unread.is_empty() => {
+                            self.close();
+                            return Ok(None);
+                        }
+                        Ok(Scan::Partial) => return Err(self.fail(HttpError::Incomplete)),
+                        Ok(Scan::Complete(len)) => return self.on_head(len).map(Some),
+                    }
+                }
+                Reading::SendBody(decoder) => {
+                    let mut body = Vec::new();
+                    while !decoder.is_done() {
+                        let unread = &self.buf[self.start..];
+                        let step = match decoder.decode(unread, &self.limits) {
+                            Ok(step) => step,
+                            Err(e) if body.is_empty() => return Err(self.fail(e)),
+                            Err(e) => {
+                                // Report the good bytes first, whatever size the reads had.
+                                self.deferred_error = Some(e);
+                                self.reading = Reading::Closed;
+                                return Ok(Some(Event::Body(body)));
+                            }
+                        };
+                        if step.consumed == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&unread[step.data]);
+                        self.start += step.consumed;
+                        if let Some(ex) = &mut self.exchange {
+                            ex.body_started = true;
+                        }
+                    }
+                    if !body.is_empty() {
+                        return Ok(Some(Event::Body(body)));
+                    }
+                    if decoder.is_done() {
+                        let trailers = decoder.take_trailers();
+                        self.reading = Reading::Done;
+                        self.end_exchange_if_done();
+                        return Ok(Some(Event::RequestEnd(trailers)));
+                    }
+                    if self.peer_eof {
+                        return Err(self.fail(HttpError::Incomplete));
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// A complete head of `len` bytes sits at the start of the unread bytes.
+    fn on_head(&mut self, len: usize) -> Result<Event, HttpError> {
+        let raw = &self.buf[self.start..self.start + len];
+        let head = match parse_head(raw, &self.limits, std::mem::take(&mut self.spare)) {
+            Ok(head) => head,
+            Err(e) => return Err(self.fail(e)),
+        };
+        self.start += len;
+        self.exchange = Some(Exchange {
+            version: head.version(),
+            is_head: head.is_head(),
+            expects_continue: head.expects_continue(),
+            continue_sent: false,
+            body_started: false,
+            close: !head.keep_alive(),
+        });
+        self.reading = Reading::SendBody(BodyDecoder::new(head.body()));
+        self.writing = Writing::Idle;
+        Ok(Event::Request(head))
+    }
+
+    /// Writes `HTTP/1.1 100 Continue` if the current request expects it and it is still
+    /// useful: no body byte has arrived, no 100 was sent, no final response started.
+    /// Returns whether it wrote. Call it when you decide to accept the body; to refuse the
+    /// body instead, write the final response (413, 401...) and the connection will close.
+    pub fn write_continue(&mut self, out: &mut Vec<u8>) -> bool {
+        let unread = self.start < self.buf.len();
+        let Some(ex) = &mut self.exchange else {
+            return false;
+        };
+        let useful = ex.expects_continue && !ex.continue_sent && !ex.body_started && !unread;
+        if self.closed || !useful || self.writing != Writing::Idle {
+            return false;
+        }
+        if !matches!(self.reading, Reading::SendBody(_)) {
+            return false;
+        }
+        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        ex.continue_sent = true;
+        true
+    }
+
+    /// Writes the response head for the current request. `headers` must not include
+    /// `Content-Length`, `Transfer-Encoding` or `Connection`: those come from `body` and the
+    /// keep-alive state. `Date` is the caller's (see [`super::http_date`]); none is added.
+    ///
+    /// The connection adds `Connection: close` if this is its last response (the client
+    /// asked, HTTP/1.0 without keep-alive, the client sent EOF, [`Self::close_after_response`],
+    /// a chunked body to an HTTP/1.0 client, or a final response refusing a `100-continue`
+    /// body), and `Connection: keep-alive` to an HTTP/1.0 client that keeps the connection.
+    pub fn write_response_head(
+        &mut self,
+        status: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+        body: BodyFraming,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UsageError> {
+        if self.closed {
+            return Err(UsageError::Closed);
+        }
+        let Some(mut ex) = self.exchange else {
+            return Err(UsageError::NoRequest);
+        };
+        if self.writing != Writing::Idle {
+            return Err(UsageError::HeadAlreadyWritten);
+        }
+        if !(200..=999).contains(&status) {
+            return Err(UsageError::InvalidStatus);
+        }
+        let bodiless_status = status == 204 || status == 304;
+        if bodiless_status && body != BodyFraming::Empty {
+            return Err(UsageError::BodyNotAllowed);
+        }
+        if !is_field_text(reason) {
+            return Err(UsageError::InvalidHeader);
+        }
+        for (name, value) in headers {
+            check_header(name, value)?;
+        }
+
+        let http10 = ex.version == Version::Http10;
+        let until_close = http10 && body == BodyFraming::Chunked;
+        let reading_body = matches!(self.reading, Reading::SendBody(_));
+        let refused_continue = ex.expects_continue && !ex.continue_sent && reading_body;
+        ex.close |= self.peer_eof || self.close_requested || until_close || refused_continue;
+
+        write_status_line(status, reason, out);
+        for (name, value) in headers {
+            write_header(name, value, out);
+        }
+        match body {
+            BodyFraming::Empty if bodiless_status => {}
+            BodyFraming::Empty => out.extend_from_slice(b"Content-Length: 0\r\n"),
+            BodyFraming::Length(n) => {
+                out.extend_from_slice(b"Content-Length: ");
+                write_decimal(n, out);
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyFraming::Chunked if until_close => {}
+            BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        }
+        if ex.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+
+        let sending = match body {
+            _ if bodiless_status => Sending::Nothing,
+            _ if ex.is_head => Sending::Discard,
+            BodyFraming::Empty => Sending::Length(0),
+            BodyFraming::Length(n) => Sending::Length(n),
+            BodyFraming::Chunked if until_close => Sending::UntilClose,
+            BodyFraming::Chunked => Sending::Chunked,
+        };
+        self.exchange = Some(ex);
+        self.writing = Writing::SendBody(sending);
+        Ok(())
+    }
+
+    /// Appends response body bytes, chunk-framed if the body is chunked. For a HEAD request
+    /// they are dropped (so GET and HEAD can share code). Empty `data` writes nothing.
+    pub fn write_body(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
+        if self.closed {
+            return Err(UsageError::Closed);
+        }
+        let Writing::SendBody(sending) = &mut self.writing else {
+            return Err(UsageError::NoHead);
+        };
+        match sending {
+            Sending::Length(remaining) => {
+                if data.len() as u64 > *remaining {
+                    return Err(UsageError::BodyTooLong);
+                }
+                *remaining -= data.len() as u64;
+                out.extend_from_slice(data);
+            }
+            Sending::Chunked => write_chunk(data, out),
+            Sending::UntilClose => out.extend_from_slice(data),
+            Sending::Discard => {}
+            Sending::Nothing if data.is_empty() => {}
+            Sending::Nothing => return Err(UsageError::BodyNotAllowed),
+        }
+        Ok(())
+    }
+
+    /// Ends the response (writing the last-chunk if chunked). The connection then moves on
+    /// to the next request, or closes: check [`ServerConn::is_closed`].
+    pub fn finish_response(&mut self, out: &mut Vec<u8>) -> Result<(), UsageError> {
+        if self.closed {
+            return Err(UsageError::Closed);
+        }
+        let Writing::SendBody(sending) = self.writing else {
+            return Err(UsageError::NoHead);
+        };
+        self.writing = Writing::Done;
+        match sending {
+            Sending::Length(remaining) if remaining > 0 => {
+                self.close();
+                return Err(UsageError::BodyTooShort);
+            }
+            Sending::Chunked => write_last_chunk(out),
+            _ => {}
+        }
+        self.end_exchange_if_done();
+        Ok(())
+    }
+
+    /// Writes the error response for `err` (see [`super::error_response`]) if no response
+    /// head was written for the current request, and closes the connection. Returns whether
+    /// it wrote; if not, just close: a response already under way cannot be taken back.
+    pub fn write_error(&mut self, err: &HttpError, out: &mut Vec<u8>) -> bool {
+        let can_write = self.writing == Writing::Idle;
+        if can_write {
+            error_response(err, out);
+        }
+        self.writing = Writing::Done;
+        self.close();
+        can_write
+    }
+
+    /// Makes the current (or next) response the last: it gets `Connection: close` if its head
+    /// is not written yet, and the connection closes when it is finished.
+    pub fn close_after_response(&mut self) {
+        self.close_requested = true;
+        if let Some(ex) = &mut self.exchange {
+            ex.close = true;
+        }
+    }
+
+    /// Gives a head's buffers back, so the next request is parsed without allocating.
+    /// Optional; a head that is dropped instead just costs an allocation later.
+    pub fn recycle(&mut self, head: RequestHead) {
+        self.spare = head.into_fields();
+    }
+
+    /// True once the connection is over: no more events, no more responses. Flush what
+    /// was written, then close the socket.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the glue should read more from the socket now. False when nothing more will
+    /// be read, and while a full head's worth of bytes waits unprocessed (a client pipelining
+    /// faster than we respond): resume reading when it turns true again. This is what bounds
+    /// the input buffer to [`Limits::max_head_bytes`] plus one read.
+    pub fn wants_read(&self) -> bool {
+        let last_request_read =
+            matches!(self.reading, Reading::Done) && self.exchange.is_some_and(|ex| ex.close);
+        !self.closed
+            && !self.peer_eof
+            && !last_request_read
+            && !matches!(self.reading, Reading::Closed)
+            && self.buffered() <= self.limits.max_head_bytes()
+    }
+
+    /// Bytes received and not yet turned into events.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// The input buffer's allocation, for tests that check it stays bounded.
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Both halves are done: start the next exchange, or close.
+    fn end_exchange_if_done(&mut self) {
+        if self.writing != Writing::Done {
+            return;
+        }
+        if self.exchange.is_some_and(|ex| ex.close) {
+            self.close();
+            return;
+        }
+        if matches!(self.reading, Reading::Done) {
+            self.reading = Reading::Idle(LineScan::request());
+            self.writing = Writing::Idle;
+            self.exchange = None;
+        }
+    }
+
+    /// The peer broke the protocol: close, and hand the error to the caller.
+    fn fail(&mut self, e: HttpError) -> HttpError {
+        self.close();
+        e
+    }
+
+    /// Stops reading for good and lets go of the input buffer.
+    fn close(&mut self) {
+        self.closed = true;
+        self.reading = Reading::Closed;
+        self.buf = Vec::new();
+        self.start = 0;
+    }
+}
