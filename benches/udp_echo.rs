@@ -124,8 +124,26 @@ fn start_tokio() -> Server {
     }
 }
 
-/// One run_udp.sh measurement of one config: packets/s.
-fn measure(server: &Server, config: &str, duration: &str) -> f64 {
+/// CPU time (user + system) the process `pid` has used so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One run_udp.sh measurement of one config: (packets/s, packets per server-CPU-second).
+/// The server runs as `taskset -c 0 SERVER`: its pid is the taskset child's, which `exec`s.
+fn measure(server: &Server, config: &str, duration: &str) -> (f64, f64) {
+    let cpu_before = cpu_seconds(server.child.id());
     let out = Command::new("bash")
         .arg(bench_dir().join("run_udp.sh"))
         .arg(server.addr.to_string())
@@ -142,7 +160,12 @@ fn measure(server: &Server, config: &str, duration: &str) -> f64 {
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse::<f64>().ok());
-    pps.unwrap_or_else(|| panic!("no pps in run_udp.sh output: {summary}"))
+    let pps = pps.unwrap_or_else(|| panic!("no pps in run_udp.sh output: {summary}"));
+    let cpu = cpu_seconds(server.child.id()) - cpu_before;
+    // run_udp.sh measures for DURATION seconds of its own; the packets it counted all
+    // passed through the server inside our wall-clock window.
+    let packets = pps * duration.parse::<f64>().unwrap_or(5.0);
+    (pps, if cpu > 0.0 { packets / cpu } else { f64::NAN })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -175,21 +198,38 @@ fn main() {
         "UDP echo, 64 B datagrams; server on CPU 0, udp_load on CPU 1; median of {runs} alternating runs"
     );
     println!(
-        "{:<10} {:>16} {:>16} {:>8}",
-        "sock:win", "netloop pps", "tokio pps", "ratio"
+        "{:<9} {:>12} {:>12} {:>7}   {:>16} {:>16} {:>7}",
+        "sock:win",
+        "netloop pps",
+        "tokio pps",
+        "ratio",
+        "netloop pkt/cpu-s",
+        "tokio pkt/cpu-s",
+        "ratio"
     );
     for config in configs.split_whitespace() {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours_eff, mut theirs_eff) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            ours.push(measure(&netloop, config, &duration));
-            theirs.push(measure(&tokio, config, &duration));
+            let (pps, eff) = measure(&netloop, config, &duration);
+            ours.push(pps);
+            ours_eff.push(eff);
+            let (pps, eff) = measure(&tokio, config, &duration);
+            theirs.push(pps);
+            theirs_eff.push(eff);
         }
-        let (a, b) = (median(&mut ours), median(&mut theirs));
-        println!("{config:<10} {a:>16.0} {b:>16.0} {:>7.2}x", a / b);
+        let (a, b) = (median(&mut ours.clone()), median(&mut theirs.clone()));
+        let (ae, be) = (median(&mut ours_eff), median(&mut theirs_eff));
+        println!(
+            "{config:<9} {a:>12.0} {b:>12.0} {:>6.2}x   {ae:>16.0} {be:>16.0} {:>6.2}x",
+            a / b,
+            ae / be
+        );
         rows.push(format!(
-            r#"{{"config":"{config}","netloop_pps":{a:.0},"{}_pps":{b:.0},"ratio":{:.3},"netloop_runs":{ours:?},"peer_runs":{theirs:?}}}"#,
-            tokio.name,
-            a / b
+            r#"{{"config":"{config}","netloop_pps":{a:.0},"{peer}_pps":{b:.0},"ratio":{:.3},"netloop_pkts_per_cpu_s":{ae:.0},"{peer}_pkts_per_cpu_s":{be:.0},"cpu_ratio":{:.3},"netloop_runs":{ours:?},"peer_runs":{theirs:?}}}"#,
+            a / b,
+            ae / be,
+            peer = tokio.name,
         ));
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench");
