@@ -21,25 +21,39 @@
 //! Read [`reactor`]'s module docs (one tick of the loop), then
 //! [`services::time`], the smallest service. A complete server:
 //!
-//! ```no_run
-//! use netloop::reactor::{Context, Handler, Reactor};
+//! ```
+//! use netloop::reactor::{CloseReason, Context, Handler, Reactor};
+//! use std::io::Read;
 //!
 //! /// Sends "hello" and closes, like the lesson's first server.
 //! struct Hello;
 //!
 //! impl Handler for Hello {
 //!     fn opened(&mut self, cx: &mut Context<'_>) {
-//!         cx.write(b"hello\n");
-//!         cx.close(); // after the queue is flushed
+//!         cx.write(b"hello\n"); // queued; written after this callback returns
+//!         cx.close(); // once the queue is flushed
+//!     }
+//!
+//!     fn closed(&mut self, cx: &mut Context<'_>, _why: &CloseReason) {
+//!         cx.shutdown_reactor(); // one client is enough for an example
 //!     }
 //! }
 //!
 //! fn main() -> std::io::Result<()> {
 //!     let mut reactor = Reactor::new()?;
-//!     let addr = reactor.listen("hello", "127.0.0.1:0".parse().unwrap(), |_peer| Box::new(Hello))?;
+//!     let addr = reactor.listen("hello", "127.0.0.1:0".parse().expect("an address"), |_peer| {
+//!         Box::new(Hello)
+//!     })?;
 //!     println!("hello listening on {addr}");
-//!     reactor.handle_signals()?; // Ctrl-C: flush and exit 0
-//!     reactor.run()
+//!     let client = std::thread::spawn(move || -> std::io::Result<String> {
+//!         let mut text = String::new();
+//!         std::net::TcpStream::connect(addr)?.read_to_string(&mut text)?;
+//!         Ok(text)
+//!     });
+//!     reactor.handle_signals()?; // Ctrl-C: flush, then return Ok
+//!     reactor.run()?;
+//!     assert_eq!(client.join().expect("client thread")?, "hello\n");
+//!     Ok(())
 //! }
 //! ```
 #![deny(missing_docs)]

@@ -435,7 +435,9 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
             }
             Ok(0)
         }
-        // Output to stdin, a listener, or a detached entry goes nowhere.
+        // A detached entry (a `TestBed` connection) keeps its output for the test to take.
+        Io::Detached => Ok(0),
+        // Output to stdin or a listener goes nowhere.
         _ => {
             e.out.clear(pool);
             Ok(0)

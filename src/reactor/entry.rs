@@ -64,8 +64,7 @@ pub(crate) enum Io {
     Stream(TcpStream),
     Udp(Udp),
     Stdin(Stdin),
-    /// No socket at all: an entry made by tests of handlers without the network.
-    #[allow(dead_code)]
+    /// No socket at all: a connection of a [`TestBed`](super::testing::TestBed).
     Detached,
 }
 

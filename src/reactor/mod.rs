@@ -31,6 +31,7 @@ mod entry;
 mod handler;
 mod mmsg;
 mod stats;
+pub mod testing;
 mod timer;
 mod token;
 

@@ -87,3 +87,43 @@ impl Handler for TimeClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::testing::TestBed;
+
+    #[test]
+    fn the_server_sends_the_time_and_closes_without_reading() {
+        let mut bed = TestBed::new();
+        let conn = bed.open(Box::new(TimeServer));
+        assert!(bed.is_closing(conn), "closes right after writing");
+        let reply = String::from_utf8(bed.take_output(conn)).expect("utf-8");
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(&reply, proto::FORMAT).is_ok(),
+            "{reply:?} is the lesson's format"
+        );
+        assert!(bed.is_closed(conn));
+    }
+
+    #[test]
+    fn the_client_reports_the_time_or_what_went_wrong() {
+        let mut bed = TestBed::new();
+        let result = Rc::new(RefCell::new(None));
+        let conn = bed.open(Box::new(TimeClient::new(result.clone())));
+        bed.data(conn, b"2026-11-25 ");
+        bed.data(conn, b"09:05:07");
+        bed.eof(conn);
+        assert!(matches!(
+            result.borrow_mut().take(),
+            Some(TimeResult::Reply(proto::Reply::Time(_)))
+        ));
+
+        let conn = bed.open(Box::new(TimeClient::new(result.clone())));
+        bed.data(conn, &[b'x'; proto::MAX_REPLY + 1]);
+        assert!(bed.is_closing(conn));
+        assert!(
+            matches!(result.borrow_mut().take(), Some(TimeResult::Failed(why)) if why.contains("not a time server"))
+        );
+    }
+}

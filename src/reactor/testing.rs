@@ -1,0 +1,176 @@
+//! Handlers tested without sockets: a [`TestBed`] runs a handler's callbacks against a
+//! detached connection and records what it wrote, whether it closed, and its timers, on a
+//! virtual clock.
+//!
+//! ```
+//! use netloop::reactor::testing::TestBed;
+//! use netloop::reactor::{Context, Handler};
+//!
+//! /// Answers every chunk with its length.
+//! struct Count;
+//! impl Handler for Count {
+//!     fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+//!         cx.write(format!("{}\n", bytes.len()).as_bytes());
+//!     }
+//! }
+//!
+//! let mut bed = TestBed::new();
+//! let conn = bed.open(Box::new(Count));
+//! bed.data(conn, b"hello");
+//! assert_eq!(bed.take_output(conn), b"5\n");
+//! bed.eof(conn); // the default `eof` closes
+//! assert!(bed.is_closed(conn));
+//! ```
+//!
+//! The same [`Context`](super::Context) the reactor passes is used, so what passes here
+//! behaves the same over a socket; the end-to-end tests in `tests/` check the rest.
+
+use super::core::Core;
+use super::entry::{Io, State};
+use super::{CloseReason, Config, Handler, Token};
+use std::time::{Duration, Instant};
+
+/// A reactor core with no sockets and a clock that moves only when told.
+pub struct TestBed {
+    core: Core,
+    /// Kept alive for the registry the core holds; nothing is ever registered.
+    _poll: mio::Poll,
+}
+
+impl Default for TestBed {
+    fn default() -> Self {
+        TestBed::new()
+    }
+}
+
+impl TestBed {
+    /// An empty test bed at virtual time "now".
+    pub fn new() -> TestBed {
+        let poll = mio::Poll::new().expect("epoll_create");
+        let registry = poll.registry().try_clone().expect("registry");
+        TestBed {
+            core: Core::new(registry, Config::default()),
+            _poll: poll,
+        }
+    }
+
+    /// Adds a connection served by `handler` and runs its `opened`.
+    pub fn open(&mut self, handler: Box<dyn Handler>) -> Token {
+        let token = self
+            .core
+            .insert(
+                "test".into(),
+                Io::Detached,
+                State::Open,
+                None,
+                Some(handler),
+            )
+            .expect("no I/O to fail");
+        self.core.call(token, |h, cx| h.opened(cx));
+        self.settle();
+        token
+    }
+
+    /// Delivers `bytes` as if read from the peer.
+    pub fn data(&mut self, token: Token, bytes: &[u8]) {
+        if self.core.get(token).is_some_and(|e| e.wants_read()) {
+            self.core.call(token, |h, cx| h.data(cx, bytes));
+            self.settle();
+        }
+    }
+
+    /// Delivers the peer's EOF.
+    pub fn eof(&mut self, token: Token) {
+        if let Some(e) = self.core.get_mut(token) {
+            e.peer_eof = true;
+            self.core.call(token, |h, cx| h.eof(cx));
+            self.settle();
+        }
+    }
+
+    /// Moves the virtual clock forward by `by`, firing every timer that falls due.
+    pub fn advance(&mut self, by: Duration) {
+        self.core.now += by;
+        let now = self.core.now;
+        while let Some(due) = self.core.timers.pop_due(now) {
+            let Some(e) = super::core::entry_mut(&mut self.core.entries, due.token) else {
+                continue;
+            };
+            let Some(kind) = self.core.timers.settle(&mut e.timers, &due, now) else {
+                continue;
+            };
+            match kind {
+                super::timer::Kind::Handler(id) => {
+                    self.core.call(due.token, |h, cx| h.timer(cx, id))
+                }
+                super::timer::Kind::Idle => self.core.remove(due.token, CloseReason::IdleTimeout),
+                _ => {}
+            }
+        }
+        self.settle();
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// Takes everything written to `token` so far (as if the peer read it).
+    pub fn take_output(&mut self, token: Token) -> Vec<u8> {
+        let Some(e) = super::core::entry_mut(&mut self.core.entries, token) else {
+            return Vec::new();
+        };
+        let out = e.out.pending().to_vec();
+        let n = out.len();
+        e.out.consume(n, &mut self.core.pool);
+        self.core.mark_dirty(token);
+        self.settle();
+        out
+    }
+
+    /// The handler asked to close (output may still be waiting to be taken).
+    pub fn is_closing(&self, token: Token) -> bool {
+        self.core.get(token).is_none_or(|e| e.state != State::Open)
+    }
+
+    /// The connection is gone: closed and its output taken.
+    pub fn is_closed(&self, token: Token) -> bool {
+        self.core.get(token).is_none()
+    }
+
+    fn settle(&mut self) {
+        while let Some(token) = self.core.dirty.pop() {
+            self.core.settle(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::{Context, TimerId};
+
+    struct Delayed;
+    impl Handler for Delayed {
+        fn opened(&mut self, cx: &mut Context<'_>) {
+            cx.set_timer(TimerId(9), Duration::from_secs(60));
+        }
+        fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+            cx.write(format!("timer {}", id.0).as_bytes());
+            cx.close();
+        }
+    }
+
+    #[test]
+    fn timers_run_on_the_virtual_clock_and_close_waits_for_the_output() {
+        let mut bed = TestBed::new();
+        let t = bed.open(Box::new(Delayed));
+        bed.advance(Duration::from_secs(59));
+        assert!(bed.take_output(t).is_empty());
+        bed.advance(Duration::from_secs(1));
+        assert!(bed.is_closing(t));
+        assert!(!bed.is_closed(t), "output not taken yet");
+        assert_eq!(bed.take_output(t), b"timer 9");
+        assert!(bed.is_closed(t));
+    }
+}
