@@ -3,14 +3,18 @@
 //! Run:  cargo run --release
 //! Poke: nc 127.0.0.1 6789          (time)
 //!       nc -u 127.0.0.1 6789       (UDP echo)
+//!       http://127.0.0.1:8000/     (HTTP: a landing page linking every service)
 //! Flags: --bind, one --*-port per service (0: any free port), --help.
 
 use clap::Parser;
 use netloop::cli;
 use netloop::reactor::{Config, Reactor};
+use netloop::services::http::{self, HttpFlags, app};
 use netloop::services::{time, udp_echo};
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::rc::Rc;
 
 /// Runs every netloop service on one event-loop thread.
 ///
@@ -28,6 +32,11 @@ struct Args {
     /// UDP port of the echo service (lesson programs 08/09).
     #[arg(long, default_value_t = udp_echo::DEFAULT_PORT)]
     udp_echo_port: u16,
+    /// TCP port of the HTTP server (landing page, /hello, /book, /stats).
+    #[arg(long, default_value_t = http::DEFAULT_PORT)]
+    http_port: u16,
+    #[command(flatten)]
+    http: HttpFlags,
     /// Most TCP connections open at once (default: the open-file limit minus a reserve).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -48,20 +57,76 @@ fn main() -> ExitCode {
         }
     };
     let time_addr = SocketAddr::new(args.bind, args.time_port);
-    match reactor.listen("time", time_addr, time::TimeServer::factory()) {
-        Ok(addr) => cli::announce("time", addr),
+    let time_addr_bound = match reactor.listen("time", time_addr, time::TimeServer::factory()) {
+        Ok(addr) => {
+            cli::announce("time", addr);
+            addr
+        }
         Err(e) => {
             eprintln!("netloop: {}", cli::bind_error("time", time_addr, &e));
             return ExitCode::FAILURE;
         }
-    }
+    };
     let echo_addr = SocketAddr::new(args.bind, args.udp_echo_port);
-    match reactor.bind_udp("udp-echo", echo_addr, Box::new(udp_echo::EchoServer)) {
-        Ok(addr) => cli::announce("udp-echo", addr),
+    let echo_addr_bound =
+        match reactor.bind_udp("udp-echo", echo_addr, Box::new(udp_echo::EchoServer)) {
+            Ok(addr) => {
+                cli::announce("udp-echo", addr);
+                addr
+            }
+            Err(e) => {
+                eprintln!("netloop: {}", cli::bind_error("udp-echo", echo_addr, &e));
+                return ExitCode::FAILURE;
+            }
+        };
+    let mut listed = vec![
+        app::Listed {
+            name: "time".into(),
+            proto: "tcp",
+            addr: time_addr_bound,
+            try_it: format!("nc {} {}", time_addr_bound.ip(), time_addr_bound.port()),
+        },
+        app::Listed {
+            name: "udp-echo".into(),
+            proto: "udp",
+            addr: echo_addr_bound,
+            try_it: format!("nc -u {} {}", echo_addr_bound.ip(), echo_addr_bound.port()),
+        },
+    ];
+
+    // The landing page lists every service, HTTP included, so it is filled in once all are bound.
+    let landing = Rc::new(RefCell::new(String::new()));
+    let page = Rc::clone(&landing);
+    let router = http::Router::new()
+        .get("/", move |_req, _env| {
+            http::Response::html(200, page.borrow().clone())
+        })
+        .get("/hello", app::hello)
+        .get("/book", app::book)
+        .get("/stats", app::stats);
+    let http_config = args.http.config();
+    let http_addr = SocketAddr::new(args.bind, args.http_port);
+    let options = http::listen_options(&http_config);
+    match reactor.listen_with(
+        "http",
+        http_addr,
+        options,
+        http::factory(router, http_config),
+    ) {
+        Ok(addr) => {
+            cli::announce("http", addr);
+            listed.push(app::Listed {
+                name: "http".into(),
+                proto: "tcp",
+                addr,
+                try_it: format!("curl http://{addr}/book"),
+            });
+        }
         Err(e) => {
-            eprintln!("netloop: {}", cli::bind_error("udp-echo", echo_addr, &e));
+            eprintln!("netloop: {}", cli::bind_error("http", http_addr, &e));
             return ExitCode::FAILURE;
         }
     }
+    *landing.borrow_mut() = app::landing_page(&listed);
     cli::serve(reactor)
 }

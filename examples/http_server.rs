@@ -1,0 +1,83 @@
+//! The lesson's web servers: `BaseHTTPRequestHandler` answering "Hello, world!", and
+//! `python -m http.server` serving a directory. One reactor thread, keep-alive, pipelining.
+//!
+//! Run:   cargo run --example http_server                    (/, /book, /stats on :8000)
+//!        cargo run --example http_server -- --dir ./public   (+ the files of ./public under /static/)
+//!        cargo run --example http_server -- --serve .        (just the files, like python -m http.server)
+//! Poke:  curl -i http://127.0.0.1:8000/
+//!        curl -H 'Accept: application/xml' http://127.0.0.1:8000/book
+//!        printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | nc 127.0.0.1 8000
+
+use clap::Parser;
+use netloop::cli;
+use netloop::reactor::{Config, Reactor};
+use netloop::services::http::{self, HttpFlags, Router, StaticDir, app};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An HTTP/1.1 server on one event-loop thread.
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8000", value_parser = cli::parse_addr)]
+    addr: SocketAddr,
+    /// Also serve the files of DIR under /static/.
+    #[arg(long, value_name = "DIR", conflicts_with = "serve")]
+    dir: Option<PathBuf>,
+    /// Serve the files of DIR at / and nothing else (the `python -m http.server` experience).
+    #[arg(long, value_name = "DIR")]
+    serve: Option<PathBuf>,
+    /// Most connections open at once (default: the open-file limit minus a reserve).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    #[command(flatten)]
+    http: HttpFlags,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging();
+    let static_dir = |dir: &PathBuf| {
+        StaticDir::new(dir).map_err(|e| {
+            eprintln!("http_server: cannot serve {}: {e}", dir.display());
+        })
+    };
+    let router = match (&args.serve, &args.dir) {
+        (Some(dir), _) => match static_dir(dir) {
+            Ok(d) => Router::new().files("/", d),
+            Err(()) => return ExitCode::FAILURE,
+        },
+        (None, Some(dir)) => match static_dir(dir) {
+            Ok(d) => app::demo_routes().files("/static/", d),
+            Err(()) => return ExitCode::FAILURE,
+        },
+        (None, None) => app::demo_routes(),
+    };
+    let mut config = Config::default();
+    if let Some(n) = args.max_connections {
+        config.max_connections = n;
+    }
+    let mut reactor = match Reactor::with_config(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot create the event loop: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let http_config = args.http.config();
+    let options = http::listen_options(&http_config);
+    match reactor.listen_with(
+        "http",
+        args.addr,
+        options,
+        http::factory(router, http_config),
+    ) {
+        Ok(addr) => cli::announce("http", addr),
+        Err(e) => {
+            eprintln!("{}", cli::bind_error("http", args.addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    cli::serve(reactor)
+}

@@ -1,0 +1,160 @@
+//! The demo routes: the lesson's "Hello, world!", its book as JSON or XML, the reactor's
+//! counters, and a landing page that links every running service.
+
+use super::router::{Body, Env, Request, Response, Router};
+use crate::reactor::Stats;
+use serde::Serialize;
+
+/// The book of the lesson's JSON and XML sections.
+#[derive(Debug, Serialize)]
+pub struct Book {
+    /// Title.
+    pub title: &'static str,
+    /// Author.
+    pub author: &'static str,
+    /// Year of publication.
+    pub published: u16,
+}
+
+/// The lesson's example book.
+pub const BOOK: Book = Book {
+    title: "Harry Potter and the Philosopher's Stone",
+    author: "J.K. Rowling",
+    published: 1997,
+};
+
+/// `GET /`: what `BaseHTTPRequestHandler` in the lesson answers.
+pub fn hello(_req: &Request<'_>, _env: &Env<'_>) -> Response {
+    Response::new(200, "text/html", Body::Static(b"Hello, world!"))
+}
+
+/// `GET /book`: JSON by default, XML when the client's `Accept` asks for it.
+pub fn book(req: &Request<'_>, _env: &Env<'_>) -> Response {
+    if req.accepts("application/xml") || req.accepts("text/xml") {
+        match book_xml(&BOOK) {
+            Ok(xml) => Response::new(200, "application/xml; charset=utf-8", Body::Bytes(xml)),
+            Err(_) => Response::text(500, "could not write XML\n"),
+        }
+    } else {
+        Response::json(200, &BOOK).with_header("Vary", "Accept")
+    }
+}
+
+/// The book as the lesson's XML document, written with quick-xml's event writer.
+pub fn book_xml(book: &Book) -> std::io::Result<Vec<u8>> {
+    use quick_xml::Writer;
+    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    w.write_event(Event::Start(BytesStart::new("book")))?;
+    let published = book.published.to_string();
+    for (name, value) in [
+        ("title", book.title),
+        ("author", book.author),
+        ("published", published.as_str()),
+    ] {
+        w.write_event(Event::Start(BytesStart::new(name)))?;
+        w.write_event(Event::Text(BytesText::new(value)))?;
+        w.write_event(Event::End(BytesEnd::new(name)))?;
+    }
+    w.write_event(Event::End(BytesEnd::new("book")))?;
+    let mut xml = w.into_inner();
+    xml.push(b'\n');
+    Ok(xml)
+}
+
+/// The reactor's counters as JSON.
+#[derive(Serialize)]
+struct StatsJson {
+    open_connections: u64,
+    total_connections: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    datagrams_in: u64,
+    datagrams_out: u64,
+    datagrams_dropped: u64,
+    ticks: u64,
+    events: u64,
+    stale_events: u64,
+    accept_pauses: u64,
+    read_pauses: u64,
+    peak_queue: u64,
+}
+
+impl From<&Stats> for StatsJson {
+    fn from(s: &Stats) -> Self {
+        StatsJson {
+            open_connections: s.open_connections,
+            total_connections: s.total_connections,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            datagrams_in: s.datagrams_in,
+            datagrams_out: s.datagrams_out,
+            datagrams_dropped: s.datagrams_dropped,
+            ticks: s.ticks,
+            events: s.events,
+            stale_events: s.stale_events,
+            accept_pauses: s.accept_pauses,
+            read_pauses: s.read_pauses,
+            peak_queue: s.peak_queue,
+        }
+    }
+}
+
+/// `GET /stats`: the reactor's counters.
+pub fn stats(_req: &Request<'_>, env: &Env<'_>) -> Response {
+    Response::json(200, &StatsJson::from(env.stats)).with_header("Cache-Control", "no-store")
+}
+
+/// A service on the landing page: its name, where it listens, and how to poke it.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The service's name (`time`, `udp-echo`...).
+    pub name: String,
+    /// `tcp` or `udp`, and the address.
+    pub proto: &'static str,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// A command or link to try it.
+    pub try_it: String,
+}
+
+/// The landing page of the all-in-one binary: every service, and how to reach it.
+pub fn landing_page(services: &[Listed]) -> String {
+    let mut rows = String::new();
+    for s in services {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{} {}</td><td><code>{}</code></td></tr>\n",
+            s.name, s.proto, s.addr, s.try_it
+        ));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>netloop</title></head>\n<body>\n\
+         <h1>netloop</h1>\n<p>Every service below runs on ONE thread, ONE <code>mio::Poll</code>.</p>\n\
+         <table border=\"1\" cellpadding=\"4\">\n<tr><th>service</th><th>listening</th><th>try it</th></tr>\n{rows}</table>\n\
+         <p>HTTP: <a href=\"/hello\">/hello</a> · <a href=\"/book\">/book</a> (JSON; XML with <code>Accept: application/xml</code>) · \
+         <a href=\"/stats\">/stats</a> (the reactor's counters)</p>\n</body>\n</html>\n"
+    )
+}
+
+/// The demo routes of `http_server`: `/`, `/book`, `/stats`.
+pub fn demo_routes() -> Router {
+    Router::new()
+        .get("/", hello)
+        .get("/book", book)
+        .get("/stats", stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_book_as_the_lessons_xml() {
+        let xml = String::from_utf8(book_xml(&BOOK).expect("xml")).expect("utf-8");
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<book>\n <title>Harry Potter and the Philosopher&apos;s Stone</title>\n <author>J.K. Rowling</author>\n <published>1997</published>\n</book>\n"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! One HTTP connection: the glue between [`ServerConn`] (the sans-IO HTTP/1.1 state
+//! machine) and a reactor connection.
+//!
+//! ```text
+//! data ──► proto.handle_bytes ──► pump: poll_event until "need more"
+//!            Request   → cancel the header timer, maybe 100 Continue, start collecting
+//!            Body      → collect (the protocol bounds its size)
+//!            RequestEnd→ route → write the response into the output queue
+//!                          (a file body: first chunk now, the rest from `drained`)
+//!            Err       → the error response, then close
+//! drained ─► next file chunk; at its end finish the response and pump again (pipelining)
+//! timer   ─► header timeout: 408, then close (slowloris)
+//! ```
+//!
+//! Keep-alive idleness is the reactor's idle timeout on the listener: no byte moved for
+//! that long, the connection is closed.
+
+use super::date::DateCache;
+use super::files::FileBody;
+use super::router::{Body, Env, Request, Response, Router};
+use crate::reactor::{Context, Handler, TimerId};
+use netloop_protocols::http::{BodyFraming, Event, Limits, RequestHead, ServerConn, reason_phrase};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The header timer: a request head must be complete this long after its first byte.
+const HEADER_TIMER: TimerId = TimerId(1);
+
+/// Bytes read from a file per `drained` call. 256 KiB: the reactor's high-water mark, so a
+/// chunk fills the queue once and the kernel's send buffer (which autotunes to a few MiB
+/// on loopback) never runs dry between chunks.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// Limits and timeouts of an HTTP server, each with the reason for its default.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Head, URI and body limits (431, 414, 413): see [`Limits`].
+    pub limits: Limits,
+    /// A request head must arrive whole within this time of its first byte, else 408 and
+    /// close. 10 s: a real client sends its head in one packet; only a slowloris attack
+    /// trickles it (nginx's `client_header_timeout` is 60 s, generous for 2009's networks).
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no traffic for this long is closed. 60 s, between
+    /// Apache's 5 s and nginx's 75 s: browsers reuse connections within seconds, and an idle
+    /// connection costs netloop a few hundred bytes.
+    pub keepalive_timeout: Duration,
+    /// Requests served on one connection before it is closed (nginx's `keepalive_requests`
+    /// is 1000): bounds what one client can do with one connection.
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            limits: Limits::default(),
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_requests_per_connection: 1000,
+        }
+    }
+}
+
+/// What every connection of one HTTP service shares.
+pub struct Shared {
+    /// The routes.
+    pub router: Router,
+    /// Limits and timeouts.
+    pub config: HttpConfig,
+    date: RefCell<Option<DateCache>>,
+    /// One buffer for file chunks, reused by every connection (the reactor is one thread).
+    chunk: RefCell<Vec<u8>>,
+}
+
+impl Shared {
+    /// Shared state for a service with `router` and `config`.
+    pub fn new(router: Router, config: HttpConfig) -> Rc<Shared> {
+        Rc::new(Shared {
+            router,
+            config,
+            date: RefCell::new(None),
+            chunk: RefCell::new(Vec::new()),
+        })
+    }
+}
+
+/// A request being collected: its head, and its body so far.
+struct Pending {
+    head: RequestHead,
+    body: Vec<u8>,
+}
+
+/// One HTTP connection's handler.
+pub struct HttpConn {
+    shared: Rc<Shared>,
+    proto: ServerConn,
+    pending: Option<Pending>,
+    /// A file body being streamed; the response is finished when it runs out.
+    file: Option<FileBody>,
+    served: u32,
+    header_timer: bool,
+}
+
+impl HttpConn {
+    /// A handler for a new connection of the service `shared`.
+    pub fn new(shared: Rc<Shared>) -> HttpConn {
+        let proto = ServerConn::new(shared.config.limits);
+        HttpConn {
+            shared,
+            proto,
+            pending: None,
+            file: None,
+            served: 0,
+            header_timer: false,
+        }
+    }
+
+    /// Turns everything the protocol has into responses, until it needs more bytes, a
+    /// file body is streaming, or the connection is over.
+    fn pump(&mut self, cx: &mut Context<'_>) {
+        while self.file.is_none() {
+            match self.proto.poll_event() {
+                Ok(None) => break,
+                Ok(Some(Event::Request(head))) => {
+                    self.cancel_header_timer(cx);
+                    if head.expects_continue() {
+                        if let Some(out) = cx.output() {
+                            self.proto.write_continue(out);
+                        }
+                    }
+                    self.pending = Some(Pending {
+                        head,
+                        body: Vec::new(),
+                    });
+                }
+                Ok(Some(Event::Body(chunk))) => {
+                    if let Some(p) = &mut self.pending {
+                        if p.body.is_empty() {
+                            p.body = chunk;
+                        } else {
+                            p.body.extend_from_slice(&chunk);
+                        }
+                    }
+                }
+                Ok(Some(Event::RequestEnd(_trailers))) => {
+                    if let Some(p) = self.pending.take() {
+                        self.respond(cx, p);
+                    }
+                }
+                Err(e) => {
+                    log::debug!("{}: {e}", cx.token());
+                    if let Some(out) = cx.output() {
+                        self.proto.write_error(&e, out);
+                    }
+                    cx.close();
+                    return;
+                }
+            }
+        }
+        if self.proto.is_closed() {
+            cx.close();
+            return;
+        }
+        // Bytes of a next head have arrived: it must complete within the header timeout.
+        if self.pending.is_none()
+            && self.file.is_none()
+            && self.proto.buffered() > 0
+            && !self.header_timer
+        {
+            cx.set_timer(HEADER_TIMER, self.shared.config.header_timeout);
+            self.header_timer = true;
+        }
+    }
+
+    fn cancel_header_timer(&mut self, cx: &mut Context<'_>) {
+        if self.header_timer {
+            cx.cancel_timer(HEADER_TIMER);
+            self.header_timer = false;
+        }
+    }
+
+    /// Routes one complete request and writes its response.
+    fn respond(&mut self, cx: &mut Context<'_>, p: Pending) {
+        self.served += 1;
+        if self.served >= self.shared.config.max_requests_per_connection {
+            self.proto.close_after_response();
+        }
+        let response = {
+            let req = Request::new(&p.head, &p.body);
+            let env = Env {
+                stats: cx.stats(),
+                now: cx.now(),
+            };
+            self.shared.router.handle(&req, &env)
+        };
+        self.write_response(cx, &p.head, response);
+        self.proto.recycle(p.head);
+    }
+
+    fn write_response(&mut self, cx: &mut Context<'_>, head: &RequestHead, response: Response) {
+        let now = cx.now();
+        let shared = Rc::clone(&self.shared);
+        let Some(out) = cx.output() else { return };
+        let mut date = shared.date.borrow_mut();
+        let date = date.get_or_insert_with(|| DateCache::new(now)).get(now);
+        let no_body = matches!(response.status, 204 | 304);
+        let framing = if no_body {
+            BodyFraming::Empty
+        } else {
+            BodyFraming::Length(response.body.len())
+        };
+        // Date, Server, Content-Type, then the route's own: a fixed array, no allocation.
+        let mut headers: [(&str, &str); 12] = [("", ""); 12];
+        headers[0] = ("Date", date);
+        headers[1] = ("Server", "netloop");
+        let mut n = 2;
+        if !no_body && !response.body.is_empty() {
+            headers[n] = ("Content-Type", response.content_type);
+            n += 1;
+        }
+        for (name, value) in response.headers.iter().take(headers.len() - n) {
+            headers[n] = (name, value);
+            n += 1;
+        }
+        let reason = reason_phrase(response.status);
+        if let Err(e) =
+            self.proto
+                .write_response_head(response.status, reason, &headers[..n], framing, out)
+        {
+            log::warn!("{}: response head: {e:?}", cx.token());
+            cx.close();
+            return;
+        }
+        let body_done = match response.body {
+            Body::Empty => true,
+            Body::Static(b) => self.proto.write_body(b, out).is_ok(),
+            Body::Bytes(b) => self.proto.write_body(&b, out).is_ok(),
+            Body::File(f) if head.is_head() || no_body => {
+                drop(f); // HEAD: the length is announced, the bytes are not sent
+                true
+            }
+            Body::File(f) => {
+                self.file = Some(f);
+                false
+            }
+        };
+        if body_done {
+            let _ = self.proto.finish_response(out);
+        } else {
+            self.stream_file(cx);
+        }
+    }
+
+    /// Appends the next chunk of the file body; finishes the response at its end.
+    fn stream_file(&mut self, cx: &mut Context<'_>) {
+        let Some(file) = &mut self.file else { return };
+        let Some(out) = cx.output() else {
+            self.file = None;
+            return;
+        };
+        let mut chunk = self.shared.chunk.borrow_mut();
+        chunk.resize(FILE_CHUNK, 0);
+        match file.read_chunk(&mut chunk) {
+            Ok(0) => {
+                self.file = None;
+                let _ = self.proto.finish_response(out);
+            }
+            Ok(n) => {
+                let _ = self.proto.write_body(&chunk[..n], out);
+                if file.remaining() == 0 {
+                    self.file = None;
+                    let _ = self.proto.finish_response(out);
+                }
+            }
+            Err(e) => {
+                // The head promised a length that can no longer be kept: close, so the
+                // client sees a short body rather than a corrupt one.
+                log::warn!("{}: reading a file body: {e}", cx.token());
+                self.file = None;
+                cx.close();
+            }
+        }
+    }
+}
+
+impl Handler for HttpConn {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        // The first head must also arrive in time (a connection that sends nothing is the
+        // keep-alive timeout's business only after a first request).
+        cx.set_timer(HEADER_TIMER, self.shared.config.header_timeout);
+        self.header_timer = true;
+    }
+
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        self.proto.handle_bytes(bytes);
+        self.pump(cx);
+    }
+
+    fn eof(&mut self, cx: &mut Context<'_>) {
+        self.proto.handle_eof();
+        self.pump(cx);
+        // Whatever was pipelined before the EOF has been answered (or is streaming).
+        if self.file.is_none() {
+            cx.close();
+        }
+    }
+
+    fn drained(&mut self, cx: &mut Context<'_>) {
+        if self.file.is_some() {
+            self.stream_file(cx);
+            if self.file.is_none() {
+                self.pump(cx);
+            }
+        }
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+        if id != HEADER_TIMER || !self.header_timer {
+            return;
+        }
+        self.header_timer = false;
+        if self.pending.is_some() || self.file.is_some() {
+            return; // the head did arrive; the timer lost a race with it
+        }
+        if let Some(out) = cx.output() {
+            let body = "408 Request Timeout: the request head did not arrive in time\n";
+            let _ = std::io::Write::write_fmt(
+                out,
+                format_args!(
+                    "HTTP/1.1 408 {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    reason_phrase(408),
+                    body.len()
+                ),
+            );
+        }
+        cx.close();
+    }
+}

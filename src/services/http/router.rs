@@ -1,0 +1,265 @@
+//! Requests in, responses out: what an HTTP route sees, and how routes are found.
+//!
+//! A route is a plain function from a [`Request`] to a [`Response`]; it never touches the
+//! connection. The connection glue (`conn.rs`) turns the response into bytes, streams file
+//! bodies as the socket drains, and applies keep-alive rules. That split is what lets a
+//! route be tested with a request built in memory.
+
+use super::files::{FileBody, StaticDir};
+use crate::reactor::Stats;
+use netloop_protocols::http::{RequestHead, url};
+use std::borrow::Cow;
+use std::time::Instant;
+
+/// One request, as a route sees it.
+pub struct Request<'a> {
+    head: &'a RequestHead,
+    /// The percent-decoded path (lossy UTF-8: a path that is not UTF-8 can still be routed
+    /// to a 404).
+    path: Cow<'a, str>,
+    /// The request body (empty for most GETs).
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A request from its parsed head and collected body.
+    pub fn new(head: &'a RequestHead, body: &'a [u8]) -> Request<'a> {
+        let path = match url::decode_path(head.path()) {
+            Cow::Borrowed(b) => String::from_utf8_lossy(b),
+            Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+        };
+        Request { head, path, body }
+    }
+
+    /// `GET`, `POST`, ...
+    pub fn method(&self) -> &str {
+        self.head.method()
+    }
+
+    /// The decoded path, without the query string.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The path as sent (still percent-encoded).
+    pub fn raw_path(&self) -> &str {
+        self.head.path()
+    }
+
+    /// The decoded query string's (name, value) pairs, in order.
+    pub fn query(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        url::query_pairs(self.head.query().unwrap_or(""))
+    }
+
+    /// A header's value (names compare ignoring case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head.header(name)
+    }
+
+    /// The parsed head, for anything else (version, all headers).
+    pub fn head(&self) -> &RequestHead {
+        self.head
+    }
+
+    /// Does the `Accept` header prefer `wanted` (say `application/xml`) over JSON? A plain
+    /// substring test: enough for `/book`'s two representations, not a full RFC 9110 §12.5.1
+    /// negotiation with q-values.
+    pub fn accepts(&self, wanted: &str) -> bool {
+        self.header("accept").is_some_and(|a| {
+            let a = String::from_utf8_lossy(a);
+            a.split(',').any(|item| {
+                item.trim()
+                    .split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(wanted))
+            })
+        })
+    }
+}
+
+/// What a response carries.
+pub enum Body {
+    /// No body (`Content-Length: 0`, or none at all for 204/304).
+    Empty,
+    /// A body known at compile time: no allocation per response.
+    Static(&'static [u8]),
+    /// A body built for this response.
+    Bytes(Vec<u8>),
+    /// A file (or a byte range of one), streamed in chunks as the socket drains.
+    File(FileBody),
+}
+
+impl Body {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Static(b) => b.len() as u64,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(f) => f.len(),
+        }
+    }
+
+    /// True for no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A response: status, content type, extra headers, body. `Date`, `Server`,
+/// `Content-Length` and `Connection` are added by the connection.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` (ignored when the body is empty).
+    pub content_type: &'static str,
+    /// Any other headers (`Last-Modified`, `Content-Range`, `Location`, `Allow`...).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Response {
+    /// A response with `status`, no headers and `body`.
+    pub fn new(status: u16, content_type: &'static str, body: Body) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// `text/plain` from a static string.
+    pub fn text(status: u16, text: &'static str) -> Response {
+        Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            Body::Static(text.as_bytes()),
+        )
+    }
+
+    /// `text/html` from a string.
+    pub fn html(status: u16, html: String) -> Response {
+        Response::new(
+            status,
+            "text/html; charset=utf-8",
+            Body::Bytes(html.into_bytes()),
+        )
+    }
+
+    /// `application/json` from any serializable value.
+    pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Response {
+        match serde_json::to_vec_pretty(value) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                Response::new(status, "application/json", Body::Bytes(body))
+            }
+            Err(_) => Response::text(500, "could not serialize the response\n"),
+        }
+    }
+
+    /// 404 Not Found.
+    pub fn not_found() -> Response {
+        Response::text(404, "404 Not Found\n")
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// What a route may read besides the request: the reactor's counters and the time.
+pub struct Env<'a> {
+    /// The reactor's counters (for `/stats`).
+    pub stats: &'a Stats,
+    /// The tick's time.
+    pub now: Instant,
+}
+
+/// A route's function.
+pub type RouteFn = Box<dyn Fn(&Request<'_>, &Env<'_>) -> Response>;
+
+/// Routes by exact method and path, then by static-directory prefix.
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<(&'static str, String, RouteFn)>,
+    statics: Vec<(String, StaticDir)>,
+}
+
+impl Router {
+    /// An empty router: everything is 404.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Routes `method path` to `f`. A GET route also answers HEAD (the connection drops the
+    /// body).
+    pub fn route(
+        mut self,
+        method: &'static str,
+        path: &str,
+        f: impl Fn(&Request<'_>, &Env<'_>) -> Response + 'static,
+    ) -> Router {
+        self.routes.push((method, path.to_string(), Box::new(f)));
+        self
+    }
+
+    /// Routes `GET path` (and HEAD) to `f`.
+    pub fn get(
+        self,
+        path: &str,
+        f: impl Fn(&Request<'_>, &Env<'_>) -> Response + 'static,
+    ) -> Router {
+        self.route("GET", path, f)
+    }
+
+    /// Serves the files of `dir` under `prefix` (which ends with `/`).
+    pub fn files(mut self, prefix: &str, dir: StaticDir) -> Router {
+        self.statics.push((prefix.to_string(), dir));
+        self
+    }
+
+    /// Finds the route for `req` and runs it: 404 if no path matches, 405 (with `Allow`)
+    /// if the path exists for other methods.
+    pub fn handle(&self, req: &Request<'_>, env: &Env<'_>) -> Response {
+        let method = if req.method() == "HEAD" {
+            "GET"
+        } else {
+            req.method()
+        };
+        let mut allowed: Vec<&str> = Vec::new();
+        for (m, path, f) in &self.routes {
+            if path == req.path() {
+                if *m == method {
+                    return f(req, env);
+                }
+                allowed.push(m);
+            }
+        }
+        if !allowed.is_empty() {
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            return Response::text(405, "405 Method Not Allowed\n")
+                .with_header("Allow", allowed.join(", "));
+        }
+        for (prefix, dir) in &self.statics {
+            if let Some(rest) = req.path().strip_prefix(prefix.as_str()) {
+                if method != "GET" {
+                    return Response::text(405, "405 Method Not Allowed\n")
+                        .with_header("Allow", "GET, HEAD");
+                }
+                return dir.serve(req, rest, prefix);
+            }
+            // "/static" without the slash: send the browser to the directory.
+            if req.path() == prefix.trim_end_matches('/') && prefix.len() > 1 {
+                return Response::text(301, "301 Moved Permanently\n")
+                    .with_header("Location", prefix.clone());
+            }
+        }
+        Response::not_found()
+    }
+}
