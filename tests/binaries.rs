@@ -13,15 +13,22 @@ use util::*;
 /// `netloop` on free ports, both services.
 fn netloop() -> ServerProcess {
     let mut cmd = Command::new(binary("netloop"));
-    cmd.args(["--time-port", "0", "--udp-echo-port", "0"]);
-    spawn_server(cmd, 2)
+    cmd.args([
+        "--time-port",
+        "0",
+        "--udp-echo-port",
+        "0",
+        "--http-port",
+        "0",
+    ]);
+    spawn_server(cmd, 3)
 }
 
 #[test]
 fn netloop_announces_every_service_and_serves_them_on_one_thread() {
     let server = netloop();
     let names: Vec<&str> = server.listening.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(names, ["time", "udp-echo"]);
+    assert_eq!(names, ["time", "udp-echo", "http"]);
     let mut c = connect(server.addr("time"));
     assert_time_format(std::str::from_utf8(&read_to_end(&mut c)).expect("utf-8"));
     let u = UdpSocket::bind(any_port()).expect("bind");
@@ -44,7 +51,14 @@ fn a_port_already_in_use_is_a_clear_error_and_a_non_zero_exit() {
     let taken = TcpListener::bind(any_port()).expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
     let out = Command::new(binary("netloop"))
-        .args(["--time-port", &port, "--udp-echo-port", "0"])
+        .args([
+            "--time-port",
+            &port,
+            "--udp-echo-port",
+            "0",
+            "--http-port",
+            "0",
+        ])
         .output()
         .expect("run netloop");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -303,9 +317,16 @@ client.close()
 #[test]
 fn the_trace_shows_a_connection_tick_by_tick() {
     let mut cmd = Command::new(binary("netloop"));
-    cmd.args(["--time-port", "0", "--udp-echo-port", "0"])
-        .env("RUST_LOG", "netloop=trace");
-    let mut server = spawn_server(cmd, 2);
+    cmd.args([
+        "--time-port",
+        "0",
+        "--udp-echo-port",
+        "0",
+        "--http-port",
+        "0",
+    ])
+    .env("RUST_LOG", "netloop=trace");
+    let mut server = spawn_server(cmd, 3);
     let mut c = connect(server.addr("time"));
     let _ = read_to_end(&mut c);
     drop(c);
@@ -347,10 +368,10 @@ fn accept_under_emfile_does_not_spin_and_everyone_is_served() {
     let mut cmd = Command::new("bash");
     cmd.args([
         "-c",
-        "ulimit -n 24 && exec \"$0\" --time-port 0 --udp-echo-port 0 --max-connections 1000",
+        "ulimit -n 24 && exec \"$0\" --time-port 0 --udp-echo-port 0 --http-port 0 --max-connections 1000",
     ])
     .arg(binary("netloop"));
-    let server = spawn_server(cmd, 2);
+    let server = spawn_server(cmd, 3);
     let pid = server.child.id();
     let ticks = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
