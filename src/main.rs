@@ -3,14 +3,19 @@
 //! Run:  cargo run --release
 //! Poke: nc 127.0.0.1 6789          (time)
 //!       nc -u 127.0.0.1 6789       (UDP echo)
+//!       nc 127.0.0.1 12345         (chat: a nickname, then lines; /who /me /nick /quit)
+//!       nc 127.0.0.1 12346         (chat-raw: the lesson's framing)
 //! Flags: --bind, one --*-port per service (0: any free port), --help.
 
 use clap::Parser;
 use netloop::cli;
 use netloop::reactor::{Config, Reactor};
+use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
 use netloop::services::{time, udp_echo};
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::rc::Rc;
 
 /// Runs every netloop service on one event-loop thread.
 ///
@@ -28,6 +33,12 @@ struct Args {
     /// UDP port of the echo service (lesson programs 08/09).
     #[arg(long, default_value_t = udp_echo::DEFAULT_PORT)]
     udp_echo_port: u16,
+    /// TCP port of the line-mode chat (lesson programs 11/12).
+    #[arg(long, default_value_t = chat::DEFAULT_PORT)]
+    chat_port: u16,
+    /// TCP port of the chat in the lesson's own framing (one read is one message).
+    #[arg(long, default_value_t = chat::DEFAULT_RAW_PORT)]
+    chat_raw_port: u16,
     /// Most TCP connections open at once (default: the open-file limit minus a reserve).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -60,6 +71,24 @@ fn main() -> ExitCode {
         Ok(addr) => cli::announce("udp-echo", addr),
         Err(e) => {
             eprintln!("netloop: {}", cli::bind_error("udp-echo", echo_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    let chat_addr = SocketAddr::new(args.bind, args.chat_port);
+    let room = Rc::new(RefCell::new(Room::new(chat::MAX_UNREAD)));
+    match reactor.listen("chat", chat_addr, ChatServer::factory(room)) {
+        Ok(addr) => cli::announce("chat", addr),
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("chat", chat_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    let raw_addr = SocketAddr::new(args.bind, args.chat_raw_port);
+    let raw_room = Rc::new(RefCell::new(Fanout::new(chat::MAX_UNREAD)));
+    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room)) {
+        Ok(addr) => cli::announce("chat-raw", addr),
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("chat-raw", raw_addr, &e));
             return ExitCode::FAILURE;
         }
     }

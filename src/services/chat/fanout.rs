@@ -20,22 +20,42 @@
 //! [`Fanout::broadcast`] checks the member's queue: past [`MAX_UNREAD`] the member is
 //! dropped from the fan-out and returned to the caller, who says why and closes it. This is
 //! what IRC servers call a "SendQ exceeded" disconnect.
+//!
+//! Only bytes left over from *earlier* ticks count. The reactor writes every queue at the
+//! end of each tick, so what is still queued when a tick begins is what the kernel would
+//! not take: that reader is behind. What was appended during this tick has not had its
+//! chance yet; one sender's tick alone can add a whole read budget (256 KiB) to every
+//! member, and counting it would drop fast readers along with slow ones (the first
+//! version of this test did exactly that). The tick is recognised by [`Context::now`],
+//! which the reactor reads once per tick.
 
 use crate::reactor::{Context, Token};
+use std::time::Instant;
 
-/// Bytes a member may have queued and unread before it is dropped as too slow.
+/// Bytes a member may leave unread (queued in earlier ticks and not taken by the kernel)
+/// before it is dropped as too slow.
 ///
-/// 1 MiB is four times the reactor's per-tick read budget (256 KiB, `Config::read_budget`),
-/// so one sender's busiest tick cannot by itself push a reader over; at the bench's 72-byte
-/// lines it is 14,000 messages behind, far past anything a reader that is merely busy needs.
-/// The kernel's send buffer (up to 4 MiB on Linux) fills before this queue grows at all.
-/// Worst case memory is members x 1 MiB; the cap exists so that is a bound, not a leak.
+/// Nothing waits here until the kernel's send buffer for the member is full (on Linux it
+/// grows to 4 MiB), so 1 MiB on top of that is 14,000 of the bench's 72-byte lines behind:
+/// far past what a reader that is merely busy needs, four times the reactor's high-water
+/// mark for a single connection's output. Memory per member is then bounded by this cap
+/// plus what one tick adds (at most one read budget, 256 KiB, per sender in that tick).
 pub const MAX_UNREAD: usize = 1024 * 1024;
+
+/// One member, and what it was given during the current tick.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    token: Token,
+    /// The tick `added` counts in (the reactor's `now` of that tick).
+    tick: Option<Instant>,
+    /// Bytes appended during `tick`: not yet offered to the kernel, so not "unread".
+    added: usize,
+}
 
 /// The members of one room, in no particular order, and the cap on their queues.
 #[derive(Debug)]
 pub struct Fanout {
-    members: Vec<Token>,
+    members: Vec<Member>,
     max_unread: usize,
     /// Messages broadcast so far.
     pub messages: u64,
@@ -66,13 +86,17 @@ impl Fanout {
     /// Adds `token` (once).
     pub fn join(&mut self, token: Token) {
         if !self.contains(token) {
-            self.members.push(token);
+            self.members.push(Member {
+                token,
+                tick: None,
+                added: 0,
+            });
         }
     }
 
     /// Removes `token`; returns whether it was a member.
     pub fn leave(&mut self, token: Token) -> bool {
-        match self.members.iter().position(|&t| t == token) {
+        match self.members.iter().position(|m| m.token == token) {
             Some(i) => {
                 // Order does not matter, so removal need not shift the rest.
                 self.members.swap_remove(i);
@@ -84,7 +108,7 @@ impl Fanout {
 
     /// Whether `token` is a member.
     pub fn contains(&self, token: Token) -> bool {
-        self.members.contains(&token)
+        self.members.iter().any(|m| m.token == token)
     }
 
     /// How many members there are.
@@ -97,25 +121,34 @@ impl Fanout {
         self.members.is_empty()
     }
 
-    /// Appends `bytes` to every member's queue. Members already more than the cap behind
-    /// are removed instead and returned, for the caller to tell and to close; members that
-    /// are gone or closing are removed silently (their `closed` callback may not have run
-    /// yet in this tick).
+    /// Appends `bytes` to every member's queue. Members with more than the cap left unread
+    /// from earlier ticks are removed instead and returned, for the caller to tell and to
+    /// close; members that are gone or closing are removed silently (their `closed`
+    /// callback may not have run yet in this tick).
     pub fn broadcast(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Vec<Token> {
         self.messages += 1;
+        let now = cx.now();
         let mut slow = Vec::new();
         let mut i = 0;
         while i < self.members.len() {
-            let token = self.members[i];
-            if cx.queued_of(token).is_some_and(|q| q > self.max_unread) {
+            let member = &mut self.members[i];
+            if member.tick != Some(now) {
+                member.tick = Some(now);
+                member.added = 0;
+            }
+            let unread = cx
+                .queued_of(member.token)
+                .map_or(0, |q| q.saturating_sub(member.added));
+            if unread > self.max_unread {
+                slow.push(member.token);
                 self.members.swap_remove(i);
                 self.dropped_slow += 1;
-                slow.push(token);
                 continue;
             }
-            match cx.output_of(token) {
+            match cx.output_of(member.token) {
                 Some(out) => {
                     out.extend_from_slice(bytes);
+                    member.added += bytes.len();
                     self.deliveries += 1;
                     i += 1;
                 }
@@ -135,6 +168,12 @@ mod tests {
     use crate::reactor::testing::TestBed;
     use std::cell::RefCell;
     use std::rc::Rc;
+    use std::time::Duration;
+
+    /// The next tick: the reactor would have flushed every queue it could.
+    fn tick(bed: &mut TestBed) {
+        bed.advance(Duration::from_millis(1));
+    }
 
     /// Joins the room on open; every chunk it receives is broadcast.
     struct Member(Rc<RefCell<Fanout>>, Rc<RefCell<Vec<Token>>>);
@@ -158,25 +197,32 @@ mod tests {
         bed.data(a, b"hello\n");
         assert_eq!(bed.take_output(a), b"hello\n");
         assert_eq!(bed.take_output(b), b"hello\n");
-        // b stops reading: 6 + 6 bytes queued is over the cap of 10 ...
+        // b stops reading: in one tick, 6 + 6 bytes queued is over the cap of 10, but
+        // the reactor has not tried to write them yet ...
+        tick(&mut bed);
         bed.data(a, b"one..\n");
         bed.data(a, b"two..\n");
         assert_eq!(bed.take_output(a), b"one..\ntwo..\n");
-        assert!(slow.borrow().is_empty(), "over the cap, but not yet tested");
-        // ... and the next broadcast finds it there.
+        bed.data(a, b"more.\n");
+        assert!(
+            slow.borrow().is_empty(),
+            "appended this tick: not behind yet"
+        );
+        // ... and in the next tick they are still there: b is behind.
+        tick(&mut bed);
         bed.data(a, b"three\n");
         assert_eq!(*slow.borrow(), [b]);
         assert!(!room.borrow().contains(b));
-        assert_eq!(bed.take_output(a), b"three\n");
+        assert_eq!(bed.take_output(a), b"more.\nthree\n");
         assert_eq!(
             bed.take_output(b),
-            b"one..\ntwo..\n",
-            "nothing past the cap"
+            b"one..\ntwo..\nmore.\n",
+            "nothing after"
         );
         let room = room.borrow();
         assert_eq!(
             (room.messages, room.deliveries, room.dropped_slow),
-            (4, 7, 1)
+            (5, 9, 1)
         );
     }
 

@@ -228,6 +228,8 @@ mod tests {
         let b = joined(&mut bed, &room, "bob");
         text(&mut bed, a);
         for i in 0..10 {
+            // A tick apiece: only bytes left unwritten by earlier ticks count as unread.
+            bed.advance(std::time::Duration::from_millis(1));
             bed.data(a, format!("line {i} is about thirty bytes\n").as_bytes());
             text(&mut bed, a);
         }
