@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(bed.take_output(a), b"", "no greeting");
         bed.data(a, "alice: привет".as_bytes());
         bed.data(b, b"bob: hi\xff");
-        let both = [&"alice: привет".as_bytes()[..], b"bob: hi\xff"].concat();
+        let both = ["alice: привет".as_bytes(), b"bob: hi\xff"].concat();
         assert_eq!(bed.take_output(a), both);
         assert_eq!(bed.take_output(b), both);
         bed.data(b, b"byebye");
