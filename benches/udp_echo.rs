@@ -84,6 +84,12 @@ fn start_netloop() -> Server {
             "0",
             "--udp-echo-port",
             "0",
+            "--chat-port",
+            "0",
+            "--chat-raw-port",
+            "0",
+            "--http-port",
+            "0",
         ])
         .env("RUST_LOG", "netloop=warn")
         .stdout(Stdio::piped())

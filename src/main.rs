@@ -4,11 +4,14 @@
 //! Poke: nc 127.0.0.1 6789          (time)
 //!       nc -u 127.0.0.1 6789       (UDP echo)
 //!       http://127.0.0.1:8000/     (HTTP: a landing page linking every service)
+//!       nc 127.0.0.1 12345         (chat: a nickname, then lines; /who /me /nick /quit)
+//!       nc 127.0.0.1 12346         (chat-raw: the lesson's framing)
 //! Flags: --bind, one --*-port per service (0: any free port), --help.
 
 use clap::Parser;
 use netloop::cli;
 use netloop::reactor::{Config, Reactor};
+use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
 use netloop::services::http::{self, HttpFlags, app};
 use netloop::services::{time, udp_echo};
 use std::cell::RefCell;
@@ -37,6 +40,12 @@ struct Args {
     http_port: u16,
     #[command(flatten)]
     http: HttpFlags,
+    /// TCP port of the line-mode chat (lesson programs 11/12).
+    #[arg(long, default_value_t = chat::DEFAULT_PORT)]
+    chat_port: u16,
+    /// TCP port of the chat in the lesson's own framing (one read is one message).
+    #[arg(long, default_value_t = chat::DEFAULT_RAW_PORT)]
+    chat_raw_port: u16,
     /// Most TCP connections open at once (default: the open-file limit minus a reserve).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -93,6 +102,41 @@ fn main() -> ExitCode {
             try_it: format!("nc -u {} {}", echo_addr_bound.ip(), echo_addr_bound.port()),
         },
     ];
+
+    let chat_addr = SocketAddr::new(args.bind, args.chat_port);
+    let room = Rc::new(RefCell::new(Room::new(chat::MAX_UNREAD)));
+    match reactor.listen("chat", chat_addr, ChatServer::factory(room)) {
+        Ok(addr) => {
+            cli::announce("chat", addr);
+            listed.push(app::Listed {
+                name: "chat".into(),
+                proto: "tcp",
+                addr,
+                try_it: format!("nc {} {}", addr.ip(), addr.port()),
+            });
+        }
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("chat", chat_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    let raw_addr = SocketAddr::new(args.bind, args.chat_raw_port);
+    let raw_room = Rc::new(RefCell::new(Fanout::new(chat::MAX_UNREAD)));
+    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room)) {
+        Ok(addr) => {
+            cli::announce("chat-raw", addr);
+            listed.push(app::Listed {
+                name: "chat-raw".into(),
+                proto: "tcp",
+                addr,
+                try_it: format!("nc {} {}", addr.ip(), addr.port()),
+            });
+        }
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("chat-raw", raw_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
 
     // The landing page lists every service, HTTP included, so it is filled in once all are bound.
     let landing = Rc::new(RefCell::new(String::new()));

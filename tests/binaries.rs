@@ -10,25 +10,30 @@ use std::time::{Duration, Instant};
 use util::libc_signal::Signal;
 use util::*;
 
-/// `netloop` on free ports, both services.
+/// Flags that put every service but the time service on a free port (tests run at once).
+const OTHER_PORTS_FREE: [&str; 8] = [
+    "--udp-echo-port",
+    "0",
+    "--chat-port",
+    "0",
+    "--chat-raw-port",
+    "0",
+    "--http-port",
+    "0",
+];
+
+/// `netloop` on free ports, every service.
 fn netloop() -> ServerProcess {
     let mut cmd = Command::new(binary("netloop"));
-    cmd.args([
-        "--time-port",
-        "0",
-        "--udp-echo-port",
-        "0",
-        "--http-port",
-        "0",
-    ]);
-    spawn_server(cmd, 3)
+    cmd.args(["--time-port", "0"]).args(OTHER_PORTS_FREE);
+    spawn_server(cmd, 5)
 }
 
 #[test]
 fn netloop_announces_every_service_and_serves_them_on_one_thread() {
     let server = netloop();
     let names: Vec<&str> = server.listening.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(names, ["time", "udp-echo", "http"]);
+    assert_eq!(names, ["time", "udp-echo", "chat", "chat-raw", "http"]);
     let mut c = connect(server.addr("time"));
     assert_time_format(std::str::from_utf8(&read_to_end(&mut c)).expect("utf-8"));
     let u = UdpSocket::bind(any_port()).expect("bind");
@@ -51,14 +56,8 @@ fn a_port_already_in_use_is_a_clear_error_and_a_non_zero_exit() {
     let taken = TcpListener::bind(any_port()).expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
     let out = Command::new(binary("netloop"))
-        .args([
-            "--time-port",
-            &port,
-            "--udp-echo-port",
-            "0",
-            "--http-port",
-            "0",
-        ])
+        .args(["--time-port", &port])
+        .args(OTHER_PORTS_FREE)
         .output()
         .expect("run netloop");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -317,16 +316,10 @@ client.close()
 #[test]
 fn the_trace_shows_a_connection_tick_by_tick() {
     let mut cmd = Command::new(binary("netloop"));
-    cmd.args([
-        "--time-port",
-        "0",
-        "--udp-echo-port",
-        "0",
-        "--http-port",
-        "0",
-    ])
-    .env("RUST_LOG", "netloop=trace");
-    let mut server = spawn_server(cmd, 3);
+    cmd.args(["--time-port", "0"])
+        .args(OTHER_PORTS_FREE)
+        .env("RUST_LOG", "netloop=trace");
+    let mut server = spawn_server(cmd, 5);
     let mut c = connect(server.addr("time"));
     let _ = read_to_end(&mut c);
     drop(c);
@@ -364,14 +357,15 @@ fn the_trace_shows_a_connection_tick_by_tick() {
 /// reactor pauses accepting, retries on a timer, and every client is served in the end.
 #[test]
 fn accept_under_emfile_does_not_spin_and_everyone_is_served() {
-    // 24 descriptors: stdio, epoll, waker, signal pipe, two listeners... and a dozen left.
+    // 24 descriptors: stdio, epoll, waker, signal pipe, four listeners... and ten left.
     let mut cmd = Command::new("bash");
     cmd.args([
         "-c",
-        "ulimit -n 24 && exec \"$0\" --time-port 0 --udp-echo-port 0 --http-port 0 --max-connections 1000",
+        "ulimit -n 24 && exec \"$0\" --time-port 0 --udp-echo-port 0 --chat-port 0 \
+         --chat-raw-port 0 --http-port 0 --max-connections 1000",
     ])
     .arg(binary("netloop"));
-    let server = spawn_server(cmd, 3);
+    let server = spawn_server(cmd, 5);
     let pid = server.child.id();
     let ticks = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");

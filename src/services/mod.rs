@@ -6,7 +6,9 @@
 //! | [`time`] | 02/03, 06/07, 10 | [`time::TimeServer`] | [`time::TimeClient`] |
 //! | [`udp_echo`] | 08/09 | [`udp_echo::EchoServer`] | [`udp_echo::EchoClient`] |
 //! | [`http`] | `http.server`, `BaseHTTPRequestHandler` | [`http::HttpConn`] | (curl, a browser) |
+//! | [`chat`] | 11/12 | [`chat::ChatServer`], [`chat::RawChatServer`] | [`chat::ChatClient`] |
 
+pub mod chat;
 pub mod http;
 pub mod time;
 pub mod udp_echo;

@@ -73,6 +73,12 @@ pub fn disconnected(nick: &Nick, reason: &str, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// `*** the server is shutting down`: sent to every connection before a graceful shutdown
+/// closes it, so a person sees why the chat ended.
+pub fn shutting_down(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"*** the server is shutting down\n");
+}
+
 /// `*** here: alice, bob`: the reply to `/who`, listing `nicks` in the order given (a
 /// server keyed on a `BTreeMap<Nick, _>` gets them sorted case-insensitively).
 /// An empty room is `*** here: nobody`.
@@ -197,6 +203,7 @@ mod tests {
             "!!! line longer than 4096 bytes, dropped\n"
         );
         assert!(text(greeting).ends_with("press Enter.\n"));
+        assert_eq!(text(shutting_down), "*** the server is shutting down\n");
     }
 
     #[test]

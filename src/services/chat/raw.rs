@@ -1,0 +1,126 @@
+//! The lesson's chat server (program 11), byte for byte: every read is a message, relayed
+//! unchanged to every client, the sender included; a message that is exactly `byebye`
+//! removes its sender and closes it, without telling anyone.
+//!
+//! ```python
+//! data = self._client.recv(1024)
+//! if data.decode('utf-8') == 'byebye':
+//!     clients.remove(self._client)
+//!     self._client.close()
+//!     break
+//! else:
+//!     for client in clients:
+//!         client.send(data)
+//! ```
+//!
+//! No nicknames (the lesson's client writes `nickname: text` itself), no greeting, no line
+//! endings. It works while each `send` arrives as its own read, which a person typing
+//! slowly ensures and a script does not: see [`RawFramer`]. Unlike the lesson, a client that
+//! stops reading is dropped once it is [`MAX_UNREAD`](super::fanout::MAX_UNREAD) behind,
+//! instead of blocking the sender's thread in `send` forever.
+
+use super::fanout::Fanout;
+use crate::reactor::{CloseReason, Context, Handler};
+use netloop_protocols::chat::{RawFramer, is_byebye};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// One accepted connection to the lesson-framed chat.
+#[derive(Debug)]
+pub struct RawChatServer {
+    room: Rc<RefCell<Fanout>>,
+    framer: RawFramer,
+}
+
+impl RawChatServer {
+    /// A connection to `room`.
+    pub fn new(room: Rc<RefCell<Fanout>>) -> RawChatServer {
+        RawChatServer {
+            room,
+            framer: RawFramer::new(),
+        }
+    }
+
+    /// The factory to pass to [`Reactor::listen`](crate::reactor::Reactor::listen).
+    pub fn factory(room: Rc<RefCell<Fanout>>) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
+        move |_peer| Box::new(RawChatServer::new(room.clone()))
+    }
+}
+
+impl Handler for RawChatServer {
+    /// `clients.append(curr_client)`: in the room from the moment it is accepted.
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        self.room.borrow_mut().join(cx.token());
+    }
+
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        self.framer.handle_bytes(bytes);
+        let mut room = self.room.borrow_mut();
+        while let Some(message) = self.framer.poll_event() {
+            if cx.output().is_none() {
+                return; // closing: the rest of this read is dropped
+            }
+            if is_byebye(&message) {
+                room.leave(cx.token());
+                cx.close();
+                return;
+            }
+            for slow in room.broadcast(cx, &message) {
+                log::info!("chat-raw: {slow} dropped: more than the cap queued, unread");
+                cx.close_other(slow);
+            }
+        }
+    }
+
+    fn eof(&mut self, cx: &mut Context<'_>) {
+        self.room.borrow_mut().leave(cx.token());
+        cx.close();
+    }
+
+    fn closed(&mut self, cx: &mut Context<'_>, _reason: &CloseReason) {
+        self.room.borrow_mut().leave(cx.token());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::testing::TestBed;
+
+    #[test]
+    fn every_read_goes_to_everyone_unchanged_and_byebye_leaves_silently() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Fanout::default()));
+        let a = bed.open(Box::new(RawChatServer::new(room.clone())));
+        let b = bed.open(Box::new(RawChatServer::new(room.clone())));
+        assert_eq!(bed.take_output(a), b"", "no greeting");
+        bed.data(a, "alice: привет".as_bytes());
+        bed.data(b, b"bob: hi\xff");
+        let both = ["alice: привет".as_bytes(), b"bob: hi\xff"].concat();
+        assert_eq!(bed.take_output(a), both);
+        assert_eq!(bed.take_output(b), both);
+        bed.data(b, b"byebye");
+        assert!(bed.is_closing(b));
+        assert_eq!(bed.take_output(a), b"", "the lesson tells no one");
+        assert_eq!(room.borrow().len(), 1);
+        // From nc, byebye comes with a newline; that leaves too.
+        let c = bed.open(Box::new(RawChatServer::new(room.clone())));
+        bed.data(c, b"byebye\n");
+        assert!(bed.is_closing(c));
+        assert_eq!(room.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_read_longer_than_1024_bytes_is_relayed_as_the_lesson_would_in_pieces() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Fanout::default()));
+        let a = bed.open(Box::new(RawChatServer::new(room.clone())));
+        let big = vec![b'z'; 2500];
+        bed.data(a, &big);
+        assert_eq!(bed.take_output(a), big, "every byte, in order");
+        assert_eq!(room.borrow().messages, 3, "1024 + 1024 + 452");
+        bed.eof(a);
+        assert!(room.borrow().is_empty());
+    }
+}

@@ -1,0 +1,282 @@
+//! One line-mode chat connection: bytes to lines ([`LineFramer`]), lines to commands
+//! ([`Session`]), commands to the [`Room`].
+//!
+//! ```text
+//! callback   what happens
+//! opened     greeting: "*** Welcome ... Type your nickname and press Enter."
+//! data       frame lines; each line through the session; act on its command
+//! eof        a last line without LF still counts; leave; close after flushing
+//! shutdown   "*** the server is shutting down"; close after flushing
+//! closed     leave, if still in the room (reset, shutdown): "*** nick left"
+//! ```
+//!
+//! Every reply goes into this connection's output buffer, and every broadcast into the
+//! members' buffers; the reactor writes each buffer once at the end of the tick, however
+//! many lines arrived in one read.
+
+use super::room::{JoinError, Room};
+use crate::reactor::{CloseReason, Context, Handler};
+use netloop_protocols::chat::{Command, CommandError, Frame, LineFramer, Session, format};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// One accepted line-mode chat connection.
+#[derive(Debug)]
+pub struct ChatServer {
+    room: Rc<RefCell<Room>>,
+    framer: LineFramer,
+    session: Session,
+}
+
+impl ChatServer {
+    /// A connection to `room`.
+    pub fn new(room: Rc<RefCell<Room>>) -> ChatServer {
+        ChatServer {
+            room,
+            framer: LineFramer::new(),
+            session: Session::new(),
+        }
+    }
+
+    /// The factory to pass to [`Reactor::listen`](crate::reactor::Reactor::listen): every
+    /// connection it makes shares `room`.
+    pub fn factory(room: Rc<RefCell<Room>>) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
+        move |_peer| Box::new(ChatServer::new(room.clone()))
+    }
+
+    /// Acts on every frame the framer has ready.
+    fn handle_frames(&mut self, cx: &mut Context<'_>) {
+        while let Some(frame) = self.framer.poll_event() {
+            // Closing (we quit, or the room dropped us as too slow): the rest of this read
+            // is dropped, as it would be had it arrived a moment later.
+            let Some(out) = cx.output() else { return };
+            match frame {
+                Frame::Line(line) => self.handle_line(cx, &line),
+                Frame::TooLong => format::line_too_long(self.framer.max_line(), out),
+            }
+        }
+    }
+
+    fn handle_line(&mut self, cx: &mut Context<'_>, line: &str) {
+        let command = self.session.handle_line(line);
+        let mut room = self.room.borrow_mut();
+        match command {
+            Ok(Command::Join(nick) | Command::Rename(nick)) => match room.join(cx, nick.clone()) {
+                Ok(()) => self.session.handle_nick_accepted(nick),
+                Err(JoinError::Taken(nick)) => {
+                    if let Some(out) = cx.output() {
+                        format::nick_taken(&nick, out);
+                    }
+                }
+            },
+            Ok(Command::Message(text)) => {
+                room.message(cx, &text);
+            }
+            Ok(Command::Me(action)) => {
+                room.action(cx, &action);
+            }
+            Ok(Command::Who) => room.who(cx),
+            Ok(Command::Quit) => {
+                room.leave(cx);
+                cx.close();
+            }
+            // A blank line says nothing; a line after /quit in the same read is dropped.
+            Ok(Command::Blank) | Err(CommandError::AlreadyLeft) => {}
+            Err(e) => {
+                if let Some(out) = cx.output() {
+                    format::error(&e.to_string(), out);
+                }
+            }
+        }
+    }
+}
+
+impl Handler for ChatServer {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        if let Some(out) = cx.output() {
+            format::greeting(out);
+        }
+    }
+
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        self.framer.handle_bytes(bytes);
+        self.handle_frames(cx);
+    }
+
+    /// `printf 'alice\nhi' | nc ...`: the unterminated `hi` is still said, then the peer
+    /// leaves. Our output (the peer may be half-closed and still reading) is flushed first.
+    fn eof(&mut self, cx: &mut Context<'_>) {
+        self.framer.handle_eof();
+        self.handle_frames(cx);
+        self.room.borrow_mut().leave(cx);
+        cx.close();
+    }
+
+    fn shutdown(&mut self, cx: &mut Context<'_>) {
+        if let Some(out) = cx.output() {
+            format::shutting_down(out);
+        }
+        cx.close();
+    }
+
+    fn closed(&mut self, cx: &mut Context<'_>, reason: &CloseReason) {
+        if let Some(nick) = self.room.borrow_mut().leave(cx) {
+            log::debug!("chat: {nick} left ({reason})");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::Token;
+    use crate::reactor::testing::TestBed;
+
+    const GREETING: &str = "*** Welcome to netloop chat. Type your nickname and press Enter.\n";
+
+    fn text(bed: &mut TestBed, conn: Token) -> String {
+        String::from_utf8(bed.take_output(conn)).expect("the server writes UTF-8")
+    }
+
+    fn joined(bed: &mut TestBed, room: &Rc<RefCell<Room>>, nick: &str) -> Token {
+        let conn = bed.open(Box::new(ChatServer::new(room.clone())));
+        assert_eq!(text(bed, conn), GREETING);
+        bed.data(conn, format!("{nick}\n").as_bytes());
+        conn
+    }
+
+    #[test]
+    fn a_dialog_of_two_as_nc_users_see_it() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Room::default()));
+        let a = joined(&mut bed, &room, "alice");
+        assert_eq!(text(&mut bed, a), "*** alice joined\n");
+        let b = joined(&mut bed, &room, "bob");
+        assert_eq!(text(&mut bed, a), "*** bob joined\n");
+        assert_eq!(text(&mut bed, b), "*** bob joined\n");
+        // Several lines in one read, one of them split across reads, CRLF and all.
+        bed.data(a, b"hello, bob\r\n/who\n/me wav");
+        bed.data(a, b"es\n\n/nick BOB\n");
+        assert_eq!(
+            text(&mut bed, a),
+            "<alice> hello, bob\n*** here: alice, bob\n* alice waves\n\
+             !!! the nickname BOB is taken\n"
+        );
+        assert_eq!(text(&mut bed, b), "<alice> hello, bob\n* alice waves\n");
+        bed.data(b, b"/nick Robert\n/dance\n");
+        assert_eq!(text(&mut bed, a), "*** bob is now known as Robert\n");
+        assert!(
+            text(&mut bed, b).starts_with(
+                "*** bob is now known as Robert\n!!! unknown command /dance (commands:"
+            )
+        );
+        // byebye leaves and closes; what follows it in the same read is dropped.
+        bed.data(b, b"byebye\nlate\n");
+        assert!(bed.is_closing(b));
+        assert_eq!(text(&mut bed, a), "*** Robert left\n");
+        assert_eq!(text(&mut bed, b), "");
+        assert!(bed.is_closed(b));
+        assert_eq!(room.borrow().len(), 1);
+    }
+
+    #[test]
+    fn the_nickname_must_be_valid_and_free_before_anything_is_said() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Room::default()));
+        let a = joined(&mut bed, &room, "alice");
+        let b = joined(&mut bed, &room, "two words");
+        assert_eq!(text(&mut bed, b), "!!! a nickname cannot contain spaces\n");
+        bed.data(b, b"ALICE\n/me waves\n");
+        assert_eq!(
+            text(&mut bed, b),
+            "!!! the nickname ALICE is taken\n!!! choose a nickname first\n"
+        );
+        assert_eq!(text(&mut bed, a), "*** alice joined\n", "b never spoke");
+        // /who works before joining; it lists members only.
+        bed.data(b, b"/who\n");
+        assert_eq!(text(&mut bed, b), "*** here: alice\n");
+    }
+
+    #[test]
+    fn eof_says_the_last_unterminated_line_then_leaves() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Room::default()));
+        let a = joined(&mut bed, &room, "alice");
+        let b = joined(&mut bed, &room, "bob");
+        text(&mut bed, a);
+        bed.data(b, b"bye for now");
+        assert_eq!(text(&mut bed, a), "");
+        bed.eof(b);
+        assert_eq!(
+            text(&mut bed, a),
+            "<bob> bye for now\n*** bob left\n",
+            "said, then left"
+        );
+        assert!(bed.is_closing(b));
+        assert!(text(&mut bed, b).starts_with("*** bob joined\n<bob> bye for now\n"));
+        assert!(bed.is_closed(b));
+        assert_eq!(room.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_member_that_stops_reading_is_dropped_and_told_why_and_the_room_is_told() {
+        let mut bed = TestBed::new();
+        // A cap of 100 bytes, so a few lines are enough.
+        let room = Rc::new(RefCell::new(Room::new(100)));
+        let a = joined(&mut bed, &room, "alice");
+        let b = joined(&mut bed, &room, "bob");
+        text(&mut bed, a);
+        for i in 0..10 {
+            // A tick apiece: only bytes left unwritten by earlier ticks count as unread.
+            bed.advance(std::time::Duration::from_millis(1));
+            bed.data(a, format!("line {i} is about thirty bytes\n").as_bytes());
+            text(&mut bed, a);
+        }
+        assert!(bed.is_closing(b), "bob never read and was dropped");
+        assert_eq!(room.borrow().len(), 1);
+        assert_eq!(room.borrow().fanout().dropped_slow, 1);
+        let got = text(&mut bed, b);
+        assert!(got.len() < 100 + 2 * 64, "bounded: {} bytes", got.len());
+        assert!(
+            got.ends_with(
+                "<alice> line 2 is about thirty bytes\n*** bob was disconnected: too slow\n"
+            ),
+            "{got}"
+        );
+        bed.data(a, b"/who\n");
+        assert_eq!(text(&mut bed, a), "*** here: alice\n");
+        // Alice saw the notice when it happened (at line 3), not a "left" when bob closed.
+        assert!(bed.is_closed(b));
+        bed.data(a, b"still here\n");
+        assert_eq!(text(&mut bed, a), "<alice> still here\n");
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused_and_the_next_one_is_fine() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Room::default()));
+        let a = joined(&mut bed, &room, "alice");
+        text(&mut bed, a);
+        let long = vec![b'x'; netloop_protocols::chat::MAX_LINE + 10];
+        bed.data(a, &long);
+        bed.data(a, b"\nok\n");
+        assert_eq!(
+            text(&mut bed, a),
+            "!!! line longer than 4096 bytes, dropped\n<alice> ok\n"
+        );
+    }
+
+    #[test]
+    fn slash_quit_leaves_like_byebye() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Room::default()));
+        let a = joined(&mut bed, &room, "alice");
+        let b = joined(&mut bed, &room, "bob");
+        text(&mut bed, a);
+        bed.data(b, b"/QUIT see you\n");
+        assert!(bed.is_closing(b));
+        assert_eq!(text(&mut bed, a), "*** bob left\n");
+        assert!(room.borrow().nick_of(b).is_none());
+    }
+}
