@@ -411,3 +411,115 @@ fn shutdown_flushes_queued_output_before_closing() {
     let stats = stopper.join().expect("stopped");
     assert_eq!(stats.open_connections, 0);
 }
+
+/// Queues 4 MiB and closes; reports how the connection ended on a channel.
+struct CloseAfterBigWrite {
+    done: std::sync::mpsc::Sender<String>,
+}
+
+impl Handler for CloseAfterBigWrite {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        cx.write(&vec![b'q'; 4 << 20]);
+        cx.close();
+    }
+
+    fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
+        let _ = self.done.send(format!("{reason:?}"));
+    }
+}
+
+#[test]
+fn a_close_that_cannot_flush_gives_up_after_the_close_timeout() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = Config {
+        close_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = start(config, move |r| {
+        r.listen("big", any_port(), move |_| {
+            Box::new(CloseAfterBigWrite { done: tx.clone() }) as Box<dyn Handler>
+        })
+        .expect("listen")
+    });
+    let started = Instant::now();
+    let c = connect(server.info); // never reads
+    let reason = rx.recv_timeout(PATIENCE).expect("the server gave up");
+    assert_eq!(reason, "FlushTimeout");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    drop(c);
+    assert_eq!(server.stop().open_connections, 0);
+}
+
+/// On "kill", aborts the connection it was told about (the firehose below).
+struct Killer {
+    victim: Rc<RefCell<Option<netloop::reactor::Token>>>,
+}
+
+impl Handler for Killer {
+    fn data(&mut self, cx: &mut Context<'_>, _bytes: &[u8]) {
+        if let Some(t) = *self.victim.borrow() {
+            cx.abort_other(t);
+            cx.write(b"killed");
+        }
+    }
+}
+
+/// Remembers its own token, queues 4 MiB, and reports how it ended.
+struct Victim {
+    me: Rc<RefCell<Option<netloop::reactor::Token>>>,
+    done: std::sync::mpsc::Sender<String>,
+}
+
+impl Handler for Victim {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        *self.me.borrow_mut() = Some(cx.token());
+        cx.write(&vec![b'v'; 4 << 20]);
+    }
+
+    fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
+        let _ = self.done.send(format!("{reason:?}"));
+    }
+}
+
+#[test]
+fn abort_drops_another_connection_at_once_with_its_queue() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = start(Config::default(), move |r| {
+        let slot = Rc::new(RefCell::new(None));
+        let for_victim = Rc::clone(&slot);
+        let victim = r
+            .listen("victim", any_port(), move |_| {
+                Box::new(Victim {
+                    me: Rc::clone(&for_victim),
+                    done: tx.clone(),
+                }) as Box<dyn Handler>
+            })
+            .expect("listen");
+        let killer = r
+            .listen("killer", any_port(), move |_| {
+                Box::new(Killer {
+                    victim: Rc::clone(&slot),
+                }) as Box<dyn Handler>
+            })
+            .expect("listen");
+        (victim, killer)
+    });
+    let (victim, killer) = server.info;
+    let mut v = connect(victim);
+    let mut first = [0u8; 1];
+    v.read_exact(&mut first).expect("the victim's data started");
+    let mut k = connect(killer);
+    k.write_all(b"kill").expect("write");
+    let mut reply = [0u8; 6];
+    k.read_exact(&mut reply).expect("reply");
+    assert_eq!(&reply, b"killed");
+    assert_eq!(rx.recv_timeout(PATIENCE).expect("victim closed"), "Aborted");
+    // The victim's peer sees the end long before 4 MiB: the queue was dropped, not flushed.
+    let mut rest = Vec::new();
+    let _ = v.read_to_end(&mut rest); // EOF or reset, either ends it
+    assert!(
+        1 + rest.len() < 4 << 20,
+        "got {} bytes: the queue was flushed, not dropped",
+        1 + rest.len()
+    );
+}

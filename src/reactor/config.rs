@@ -28,6 +28,10 @@ pub struct Config {
     /// 2 s: a few round trips on any real network; the peer that does not close by then is
     /// not going to read what we sent anyway.
     pub linger: Duration,
+    /// How long a connection we closed may take to flush its queued output. A peer that
+    /// stops reading would otherwise keep a closing connection (and its queue) forever.
+    /// 10 s: ample for any peer that is reading at all.
+    pub close_timeout: Duration,
     /// After EMFILE/ENFILE on accept, how long before trying again. 100 ms: short enough to
     /// be unnoticeable, long enough not to spin while the process is out of descriptors.
     pub accept_retry: Duration,
@@ -66,6 +70,7 @@ impl Default for Config {
             read_budget: 256 * 1024,
             shutdown_grace: Duration::from_secs(5),
             linger: Duration::from_secs(2),
+            close_timeout: Duration::from_secs(10),
             accept_retry: Duration::from_millis(100),
         }
     }

@@ -115,6 +115,18 @@ impl<'a> Context<'a> {
         self.core.close(token);
     }
 
+    /// Drops this connection once the callback returns, without flushing what is queued
+    /// (`closed` runs with [`CloseReason::Aborted`](super::CloseReason::Aborted)).
+    pub fn abort(&mut self) {
+        self.core.abort(self.me);
+    }
+
+    /// Drops another connection at once, queued output and all: how a fan-out server cuts
+    /// off a consumer that stopped reading, without waiting for it to drain.
+    pub fn abort_other(&mut self, token: Token) {
+        self.core.abort(token);
+    }
+
     /// Arms timer `id` to fire after `after` (re-arming moves it).
     pub fn set_timer(&mut self, id: TimerId, after: Duration) {
         let at = self.core.now + after;

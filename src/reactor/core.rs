@@ -152,10 +152,28 @@ impl Core {
 
     /// Moves an entry to `Closing` (idempotent): stop reading, flush, then close.
     pub(crate) fn close(&mut self, token: Token) {
-        let Some(e) = self.get_mut(token) else { return };
+        let deadline = self.now + self.config.close_timeout;
+        let Some(e) = entry_mut(&mut self.entries, token) else {
+            return;
+        };
         if matches!(e.state, State::Open | State::Connecting) {
             trace!("  {} state {} -> Closing", Who(&e.service, token), e.state);
             e.state = State::Closing;
+            // The flush gets a deadline: a peer that never reads must not pin us.
+            if matches!(e.io, Io::Stream(_)) {
+                self.timers
+                    .arm(&mut e.timers, token, Kind::Linger, deadline);
+            }
+            self.mark_dirty(token);
+        }
+    }
+
+    /// Drops a connection at the end of this callback, queued output and all (a slow
+    /// consumer cut off, a peer that broke the protocol beyond answering).
+    pub(crate) fn abort(&mut self, token: Token) {
+        let Some(e) = self.get_mut(token) else { return };
+        if e.state != State::Closed {
+            e.aborted = true;
             self.mark_dirty(token);
         }
     }
@@ -190,6 +208,10 @@ impl Core {
     /// flush its output, apply closing and backpressure transitions, and fix its interest.
     /// This is the one place where a connection's state moves after `Open`.
     pub(crate) fn settle(&mut self, token: Token) {
+        if self.get(token).is_some_and(|e| e.aborted) {
+            self.remove(token, CloseReason::Aborted);
+            return;
+        }
         let mut written = 0;
         loop {
             let Some(e) = entry_mut(&mut self.entries, token) else {

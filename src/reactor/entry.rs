@@ -161,6 +161,8 @@ pub(crate) struct Entry {
     pub dirty: bool,
     /// Already in `Core::ready`.
     pub in_ready: bool,
+    /// Drop at the next settle, output and all.
+    pub aborted: bool,
     pub idle_timeout: Option<Duration>,
     pub peer: Option<SocketAddr>,
     /// Counts against `Config::max_connections` (TCP connections do).
@@ -182,6 +184,7 @@ impl Entry {
             timers: Vec::new(),
             dirty: false,
             in_ready: false,
+            aborted: false,
             idle_timeout: None,
             peer: None,
             counted: false,

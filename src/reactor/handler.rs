@@ -92,6 +92,11 @@ pub enum CloseReason {
     Error(io::Error),
     /// The reactor shut down before the connection finished.
     Shutdown,
+    /// The handler dropped the connection at once ([`Context::abort`]), queued output and all.
+    Aborted,
+    /// Our close could not flush the queued output within `Config::close_timeout` (the
+    /// peer stopped reading).
+    FlushTimeout,
 }
 
 impl CloseReason {
@@ -116,6 +121,8 @@ impl fmt::Display for CloseReason {
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             CloseReason::Error(e) => write!(f, "I/O error: {e}"),
             CloseReason::Shutdown => write!(f, "reactor shut down"),
+            CloseReason::Aborted => write!(f, "aborted by us"),
+            CloseReason::FlushTimeout => write!(f, "closed by us; the peer did not read the rest"),
         }
     }
 }

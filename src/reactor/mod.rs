@@ -452,7 +452,15 @@ impl Reactor {
             trace!("  {} timer {kind:?} fired", Who(&e.service, due.token));
             match kind {
                 Kind::Idle => core.remove(due.token, CloseReason::IdleTimeout),
-                Kind::Linger => core.remove(due.token, CloseReason::Done),
+                // Closing: the flush deadline passed; Lingering: the peer's FIN never came.
+                Kind::Linger => {
+                    let reason = if e.state == State::Closing {
+                        CloseReason::FlushTimeout
+                    } else {
+                        CloseReason::Done
+                    };
+                    core.remove(due.token, reason);
+                }
                 Kind::AcceptRetry => {
                     if let Io::Listener(l) = &mut e.io {
                         l.paused = false;
