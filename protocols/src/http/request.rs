@@ -89,9 +89,12 @@ impl Fields {
 
     /// The value of the first field called `name` (any case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        // Bytes, not `iter()`'s `&str`: a lookup runs several times per request and needs
+        // no UTF-8 validation to compare ASCII names.
+        self.index
+            .iter()
+            .find(|(n, _)| n.get(&self.bytes).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.get(&self.bytes))
     }
 
     /// The value of the first field called `name`, if it is UTF-8.
@@ -155,6 +158,11 @@ impl RequestHead {
     /// the authority, `/` if empty; `*` and authority-form targets are returned whole.
     pub fn path(&self) -> &str {
         let target = self.target();
+        // Origin form (`/path?query`), what every request but a proxy's uses: no scheme to skip.
+        if target.starts_with('/') {
+            let path = &target[..target.find(['?', '#']).unwrap_or(target.len())];
+            return path;
+        }
         let from = match target.find("://") {
             Some(scheme_end) if target.starts_with(|c: char| c.is_ascii_alphabetic()) => {
                 let authority = scheme_end + 3;
@@ -213,7 +221,7 @@ impl RequestHead {
 
     /// True for `HEAD`: the response gets headers but no body (RFC 9110 §9.3.2).
     pub fn is_head(&self) -> bool {
-        self.method() == "HEAD"
+        self.method.get(&self.fields.bytes) == b"HEAD"
     }
 
     fn str_at(&self, span: Span) -> &str {

@@ -104,14 +104,62 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// True if `text` can sit inside one line: no CR, LF or NUL.
+/// True if `text` can sit inside one line: no CR, LF or NUL. This runs for every header
+/// of every response, so it looks at eight bytes per step for any byte below 0x20 (the
+/// "has a byte less than n" trick) and only checks closely when one is there (a tab is
+/// allowed).
 pub(crate) fn is_field_text(text: &str) -> bool {
-    !text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    const LOWS: u64 = u64::from_ne_bytes([0x20; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let bytes = text.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let mut suspect = false;
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        suspect |= x.wrapping_sub(LOWS) & !x & HIGHS != 0;
+    }
+    let clean = |b: &u8| !matches!(b, b'\r' | b'\n' | 0);
+    if suspect {
+        return bytes.iter().all(clean);
+    }
+    words.remainder().iter().all(clean)
 }
 
+/// `tchar` of RFC 9110 §5.6.2, one table lookup per byte: this runs for every header of
+/// every response.
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
+
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// Appends `n` in decimal, without going through `fmt` (this runs for every response).
 pub(crate) fn write_decimal(mut n: u64, out: &mut Vec<u8>) {

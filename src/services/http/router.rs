@@ -14,6 +14,7 @@ use std::time::Instant;
 /// One request, as a route sees it.
 pub struct Request<'a> {
     head: &'a RequestHead,
+    method: &'a str,
     /// The percent-decoded path (lossy UTF-8: a path that is not UTF-8 can still be routed
     /// to a 404).
     path: Cow<'a, str>,
@@ -25,15 +26,21 @@ impl<'a> Request<'a> {
     /// A request from its parsed head and collected body.
     pub fn new(head: &'a RequestHead, body: &'a [u8]) -> Request<'a> {
         let path = match url::decode_path(head.path()) {
-            Cow::Borrowed(b) => String::from_utf8_lossy(b),
+            // Nothing to decode: the path is the head's own (already valid) text.
+            Cow::Borrowed(_) => Cow::Borrowed(head.path()),
             Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
         };
-        Request { head, path, body }
+        Request {
+            head,
+            method: head.method(),
+            path,
+            body,
+        }
     }
 
     /// `GET`, `POST`, ...
     pub fn method(&self) -> &str {
-        self.head.method()
+        self.method
     }
 
     /// The decoded path, without the query string.
