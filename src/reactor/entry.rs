@@ -60,9 +60,11 @@ pub(crate) type Factory = Box<dyn FnMut(SocketAddr) -> Box<dyn Handler>>;
 
 /// The OS object behind an entry.
 pub(crate) enum Io {
-    Listener(Listener),
+    // Listeners and UDP sockets are few and large; boxing them keeps every slab entry (one
+    // per connection, ten thousand of them idle) at the size of the common case.
+    Listener(Box<Listener>),
     Stream(TcpStream),
-    Udp(Udp),
+    Udp(Box<Udp>),
     Stdin(Stdin),
     /// No socket at all: a connection of a [`TestBed`](super::testing::TestBed).
     Detached,
@@ -164,7 +166,6 @@ pub(crate) struct Entry {
     /// Drop at the next settle, output and all.
     pub aborted: bool,
     pub idle_timeout: Option<Duration>,
-    pub peer: Option<SocketAddr>,
     /// Counts against `Config::max_connections` (TCP connections do).
     pub counted: bool,
 }
@@ -186,7 +187,6 @@ impl Entry {
             in_ready: false,
             aborted: false,
             idle_timeout: None,
-            peer: None,
             counted: false,
         }
     }

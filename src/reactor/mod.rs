@@ -183,7 +183,7 @@ impl Reactor {
         };
         let token = self.core.insert(
             service.into(),
-            Io::Listener(listener),
+            Io::Listener(Box::new(listener)),
             State::Open,
             Some(Interest::READABLE),
             None,
@@ -207,7 +207,7 @@ impl Reactor {
         };
         let token = self.core.insert(
             service.into(),
-            Io::Udp(udp),
+            Io::Udp(Box::new(udp)),
             State::Open,
             Some(Interest::READABLE),
             Some(handler),
@@ -579,7 +579,6 @@ fn accept(core: &mut Core, token: Token) {
             }
         };
         if let Some(e) = core.get_mut(new) {
-            e.peer = Some(peer);
             e.idle_timeout = idle;
         }
         trace!(

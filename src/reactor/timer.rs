@@ -119,6 +119,9 @@ impl Timers {
             return;
         }
         let seq = self.push(token, at);
+        // Exactly one more slot: a Vec would grow to four (192 bytes), and every idle
+        // connection keeps its idle timeout's slot for as long as it lives.
+        slots.reserve_exact(1);
         slots.push(Slot {
             kind,
             at,
@@ -130,6 +133,7 @@ impl Timers {
     /// Cancels `kind`; its heap entry becomes stale and is dropped when it pops.
     pub(crate) fn cancel(slots: &mut Vec<Slot>, kind: Kind) {
         slots.retain(|s| s.kind != kind);
+        slots.shrink_to_fit();
     }
 
     /// Is `kind` armed in `slots`?
@@ -179,6 +183,7 @@ impl Timers {
             return None;
         }
         slots.swap_remove(i);
+        slots.shrink_to_fit();
         Some(slot.kind)
     }
 }

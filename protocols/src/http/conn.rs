@@ -470,6 +470,21 @@ impl ServerConn {
         self.buf.len() - self.start
     }
 
+    /// True between requests with nothing buffered: this connection then holds nothing a
+    /// new one would not (buffers aside), so the glue may give it back to a pool and take
+    /// any idle one for the connection's next request. That is how ten thousand idle
+    /// keep-alive connections cost no parser state at all.
+    pub fn is_idle(&self) -> bool {
+        self.start == self.buf.len()
+            && self.exchange.is_none()
+            && matches!(&self.reading, Reading::Idle(scan) if *scan == LineScan::request())
+            && self.writing == Writing::Idle
+            && !self.peer_eof
+            && !self.close_requested
+            && !self.closed
+            && self.deferred_error.is_none()
+    }
+
     /// The input buffer's allocation, for tests that check it stays bounded.
     #[cfg(test)]
     pub(crate) fn buffer_capacity(&self) -> usize {

@@ -990,3 +990,34 @@ fn reading_pauses_while_pipelined_requests_wait_for_responses() {
     // with no more than a head's worth and one read buffered.
     assert_eq!(waits, (1, false, true));
 }
+
+#[test]
+fn idle_means_between_requests_with_nothing_buffered() {
+    let mut conn = ServerConn::default();
+    assert!(conn.is_idle(), "a new connection is idle");
+    conn.handle_bytes(b"GET / HTTP/1.1\r\nHo");
+    assert!(matches!(conn.poll_event(), Ok(None)));
+    assert!(!conn.is_idle(), "half a head is state");
+    conn.handle_bytes(b"st: x\r\n\r\nGET /2 HTTP/1.1\r\n");
+    let mut out = Vec::new();
+    while let Ok(Some(event)) = conn.poll_event() {
+        if let Event::RequestEnd(_) = event {
+            conn.write_response_head(204, "No Content", &[], BodyFraming::Empty, &mut out)
+                .expect("head");
+            conn.finish_response(&mut out).expect("finish");
+        }
+    }
+    assert!(!conn.is_idle(), "the next head has begun");
+    conn.handle_bytes(b"Host: x\r\n\r\n");
+    while let Ok(Some(event)) = conn.poll_event() {
+        assert!(!conn.is_idle(), "an exchange is under way");
+        if let Event::RequestEnd(_) = event {
+            conn.write_response_head(204, "No Content", &[], BodyFraming::Empty, &mut out)
+                .expect("head");
+            conn.finish_response(&mut out).expect("finish");
+        }
+    }
+    assert!(conn.is_idle(), "both answered, nothing buffered");
+    conn.handle_eof();
+    assert!(!conn.is_idle(), "the peer closed");
+}

@@ -12,13 +12,17 @@
 //! timer   ─► header timeout: 408, then close (slowloris)
 //! ```
 //!
-//! Keep-alive idleness is the reactor's idle timeout on the listener: no byte moved for
-//! that long, the connection is closed.
+//! The header timer is armed only when a read leaves part of a head buffered: a head that
+//! arrives in one read (every real client's) never arms it, so the common request costs no
+//! timer at all. A client that trickles its head a byte at a time gets 408 when the timer
+//! fires, however busy it keeps the connection. Idleness, with or without a first request,
+//! is the reactor's idle timeout on the listener (the keep-alive timeout): no byte moved
+//! for that long, the connection is closed.
 
 use super::date::DateCache;
 use super::files::FileBody;
 use super::router::{Body, Env, Request, Response, Router};
-use crate::reactor::{Context, Handler, TimerId};
+use crate::reactor::{CloseReason, Context, Handler, TimerId};
 use netloop_protocols::http::{BodyFraming, Event, Limits, RequestHead, ServerConn, reason_phrase};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -61,6 +65,10 @@ impl Default for HttpConfig {
     }
 }
 
+/// Parser states kept for reuse. Only connections in the middle of a request hold one, so
+/// this bounds the spares, not the connections: 256 covers the bursts a tick sees.
+const PARSER_POOL_MAX: usize = 256;
+
 /// What every connection of one HTTP service shares.
 pub struct Shared {
     /// The routes.
@@ -70,6 +78,8 @@ pub struct Shared {
     date: RefCell<Option<DateCache>>,
     /// One buffer for file chunks, reused by every connection (the reactor is one thread).
     chunk: RefCell<Vec<u8>>,
+    /// Idle parser states (with their buffers), for connections that start a request.
+    parsers: RefCell<Vec<Box<ServerConn>>>,
 }
 
 impl Shared {
@@ -80,7 +90,20 @@ impl Shared {
             config,
             date: RefCell::new(None),
             chunk: RefCell::new(Vec::new()),
+            parsers: RefCell::new(Vec::new()),
         })
+    }
+
+    fn take_parser(&self) -> Box<ServerConn> {
+        let spare = self.parsers.borrow_mut().pop();
+        spare.unwrap_or_else(|| Box::new(ServerConn::new(self.config.limits)))
+    }
+
+    fn give_parser(&self, parser: Box<ServerConn>) {
+        let mut pool = self.parsers.borrow_mut();
+        if pool.len() < PARSER_POOL_MAX {
+            pool.push(parser);
+        }
     }
 }
 
@@ -91,12 +114,18 @@ struct Pending {
 }
 
 /// One HTTP connection's handler.
+///
+/// Between requests a connection holds no parser: its [`ServerConn`] (a few hundred bytes
+/// plus buffers) goes back to the service's pool as soon as it is idle, and the next
+/// request takes any idle one. An idle keep-alive connection is this small struct and the
+/// reactor's slab entry, nothing more.
 pub struct HttpConn {
     shared: Rc<Shared>,
-    proto: ServerConn,
-    pending: Option<Pending>,
+    /// The HTTP/1.1 state machine, present only while a request is in progress.
+    parser: Option<Box<ServerConn>>,
+    pending: Option<Box<Pending>>,
     /// A file body being streamed; the response is finished when it runs out.
-    file: Option<FileBody>,
+    file: Option<Box<FileBody>>,
     served: u32,
     header_timer: bool,
 }
@@ -104,10 +133,9 @@ pub struct HttpConn {
 impl HttpConn {
     /// A handler for a new connection of the service `shared`.
     pub fn new(shared: Rc<Shared>) -> HttpConn {
-        let proto = ServerConn::new(shared.config.limits);
         HttpConn {
             shared,
-            proto,
+            parser: None,
             pending: None,
             file: None,
             served: 0,
@@ -115,23 +143,36 @@ impl HttpConn {
         }
     }
 
+    /// Runs the parser until it needs more bytes; gives it back to the pool if it is idle.
+    fn pump(&mut self, cx: &mut Context<'_>) {
+        let Some(mut parser) = self.parser.take() else {
+            return;
+        };
+        self.pump_with(cx, &mut parser);
+        if parser.is_idle() && self.pending.is_none() && self.file.is_none() {
+            self.shared.give_parser(parser);
+        } else {
+            self.parser = Some(parser);
+        }
+    }
+
     /// Turns everything the protocol has into responses, until it needs more bytes, a
     /// file body is streaming, or the connection is over.
-    fn pump(&mut self, cx: &mut Context<'_>) {
+    fn pump_with(&mut self, cx: &mut Context<'_>, proto: &mut ServerConn) {
         while self.file.is_none() {
-            match self.proto.poll_event() {
+            match proto.poll_event() {
                 Ok(None) => break,
                 Ok(Some(Event::Request(head))) => {
                     self.cancel_header_timer(cx);
                     if head.expects_continue() {
                         if let Some(out) = cx.output() {
-                            self.proto.write_continue(out);
+                            proto.write_continue(out);
                         }
                     }
-                    self.pending = Some(Pending {
+                    self.pending = Some(Box::new(Pending {
                         head,
                         body: Vec::new(),
-                    });
+                    }));
                 }
                 Ok(Some(Event::Body(chunk))) => {
                     if let Some(p) = &mut self.pending {
@@ -144,27 +185,27 @@ impl HttpConn {
                 }
                 Ok(Some(Event::RequestEnd(_trailers))) => {
                     if let Some(p) = self.pending.take() {
-                        self.respond(cx, p);
+                        self.respond(cx, proto, *p);
                     }
                 }
                 Err(e) => {
                     log::debug!("{}: {e}", cx.token());
                     if let Some(out) = cx.output() {
-                        self.proto.write_error(&e, out);
+                        proto.write_error(&e, out);
                     }
                     cx.close();
                     return;
                 }
             }
         }
-        if self.proto.is_closed() {
+        if proto.is_closed() {
             cx.close();
             return;
         }
         // Bytes of a next head have arrived: it must complete within the header timeout.
         if self.pending.is_none()
             && self.file.is_none()
-            && self.proto.buffered() > 0
+            && proto.buffered() > 0
             && !self.header_timer
         {
             cx.set_timer(HEADER_TIMER, self.shared.config.header_timeout);
@@ -180,10 +221,10 @@ impl HttpConn {
     }
 
     /// Routes one complete request and writes its response.
-    fn respond(&mut self, cx: &mut Context<'_>, p: Pending) {
+    fn respond(&mut self, cx: &mut Context<'_>, proto: &mut ServerConn, p: Pending) {
         self.served += 1;
         if self.served >= self.shared.config.max_requests_per_connection {
-            self.proto.close_after_response();
+            proto.close_after_response();
         }
         let response = {
             let req = Request::new(&p.head, &p.body);
@@ -193,11 +234,17 @@ impl HttpConn {
             };
             self.shared.router.handle(&req, &env)
         };
-        self.write_response(cx, &p.head, response);
-        self.proto.recycle(p.head);
+        self.write_response(cx, proto, &p.head, response);
+        proto.recycle(p.head);
     }
 
-    fn write_response(&mut self, cx: &mut Context<'_>, head: &RequestHead, response: Response) {
+    fn write_response(
+        &mut self,
+        cx: &mut Context<'_>,
+        proto: &mut ServerConn,
+        head: &RequestHead,
+        response: Response,
+    ) {
         let now = cx.now();
         let shared = Rc::clone(&self.shared);
         let Some(out) = cx.output() else { return };
@@ -224,8 +271,7 @@ impl HttpConn {
         }
         let reason = reason_phrase(response.status);
         if let Err(e) =
-            self.proto
-                .write_response_head(response.status, reason, &headers[..n], framing, out)
+            proto.write_response_head(response.status, reason, &headers[..n], framing, out)
         {
             log::warn!("{}: response head: {e:?}", cx.token());
             cx.close();
@@ -233,26 +279,26 @@ impl HttpConn {
         }
         let body_done = match response.body {
             Body::Empty => true,
-            Body::Static(b) => self.proto.write_body(b, out).is_ok(),
-            Body::Bytes(b) => self.proto.write_body(&b, out).is_ok(),
+            Body::Static(b) => proto.write_body(b, out).is_ok(),
+            Body::Bytes(b) => proto.write_body(&b, out).is_ok(),
             Body::File(f) if head.is_head() || no_body => {
                 drop(f); // HEAD: the length is announced, the bytes are not sent
                 true
             }
             Body::File(f) => {
-                self.file = Some(f);
+                self.file = Some(Box::new(f));
                 false
             }
         };
         if body_done {
-            let _ = self.proto.finish_response(out);
+            let _ = proto.finish_response(out);
         } else {
-            self.stream_file(cx);
+            self.stream_file(cx, proto);
         }
     }
 
     /// Appends the next chunk of the file body; finishes the response at its end.
-    fn stream_file(&mut self, cx: &mut Context<'_>) {
+    fn stream_file(&mut self, cx: &mut Context<'_>, proto: &mut ServerConn) {
         let Some(file) = &mut self.file else { return };
         let Some(out) = cx.output() else {
             self.file = None;
@@ -263,13 +309,13 @@ impl HttpConn {
         match file.read_chunk(&mut chunk) {
             Ok(0) => {
                 self.file = None;
-                let _ = self.proto.finish_response(out);
+                let _ = proto.finish_response(out);
             }
             Ok(n) => {
-                let _ = self.proto.write_body(&chunk[..n], out);
+                let _ = proto.write_body(&chunk[..n], out);
                 if file.remaining() == 0 {
                     self.file = None;
-                    let _ = self.proto.finish_response(out);
+                    let _ = proto.finish_response(out);
                 }
             }
             Err(e) => {
@@ -284,20 +330,19 @@ impl HttpConn {
 }
 
 impl Handler for HttpConn {
-    fn opened(&mut self, cx: &mut Context<'_>) {
-        // The first head must also arrive in time (a connection that sends nothing is the
-        // keep-alive timeout's business only after a first request).
-        cx.set_timer(HEADER_TIMER, self.shared.config.header_timeout);
-        self.header_timer = true;
-    }
-
     fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
-        self.proto.handle_bytes(bytes);
+        let shared = &self.shared;
+        self.parser
+            .get_or_insert_with(|| shared.take_parser())
+            .handle_bytes(bytes);
         self.pump(cx);
     }
 
     fn eof(&mut self, cx: &mut Context<'_>) {
-        self.proto.handle_eof();
+        let shared = &self.shared;
+        self.parser
+            .get_or_insert_with(|| shared.take_parser())
+            .handle_eof();
         self.pump(cx);
         // Whatever was pipelined before the EOF has been answered (or is streaming).
         if self.file.is_none() {
@@ -306,11 +351,16 @@ impl Handler for HttpConn {
     }
 
     fn drained(&mut self, cx: &mut Context<'_>) {
-        if self.file.is_some() {
-            self.stream_file(cx);
-            if self.file.is_none() {
-                self.pump(cx);
-            }
+        if self.file.is_none() {
+            return;
+        }
+        let Some(mut proto) = self.parser.take() else {
+            return;
+        };
+        self.stream_file(cx, &mut proto);
+        self.parser = Some(proto);
+        if self.file.is_none() {
+            self.pump(cx);
         }
     }
 
@@ -334,5 +384,10 @@ impl Handler for HttpConn {
             );
         }
         cx.close();
+    }
+
+    fn closed(&mut self, _cx: &mut Context<'_>, _reason: &CloseReason) {
+        // A parser in the middle of a request is dropped, not pooled: it holds that state.
+        self.parser = None;
     }
 }
