@@ -21,8 +21,8 @@ use super::head::{LineScan, Scan};
 use super::limits::Limits;
 use super::request::{BodyFraming, Fields, RequestHead, Version, parse_head};
 use super::response::{
-    check_header, error_response, is_field_text, write_chunk, write_decimal, write_header,
-    write_last_chunk, write_status_line,
+    HeaderBlock, check_header, error_response, is_field_text, write_chunk, write_decimal,
+    write_header, write_last_chunk, write_status_line,
 };
 
 /// What the client sent, in order: for every request one `Request`, any number of `Body`
@@ -305,6 +305,40 @@ impl ServerConn {
         body: BodyFraming,
         out: &mut Vec<u8>,
     ) -> Result<(), UsageError> {
+        for (name, value) in headers {
+            check_header(name, value)?;
+        }
+        self.write_head(status, reason, body, out, |out| {
+            for (name, value) in headers {
+                write_header(name, value, out);
+            }
+        })
+    }
+
+    /// [`Self::write_response_head`] with header lines checked and rendered ahead of time
+    /// (a server's `Date`, `Server` and `Content-Type` are the same on every response of a
+    /// second): one copy instead of a check and four copies per header.
+    pub fn write_response_head_block(
+        &mut self,
+        status: u16,
+        reason: &str,
+        headers: &HeaderBlock,
+        body: BodyFraming,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UsageError> {
+        self.write_head(status, reason, body, out, |out| {
+            out.extend_from_slice(headers.as_bytes())
+        })
+    }
+
+    fn write_head(
+        &mut self,
+        status: u16,
+        reason: &str,
+        body: BodyFraming,
+        out: &mut Vec<u8>,
+        write_headers: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), UsageError> {
         if self.closed {
             return Err(UsageError::Closed);
         }
@@ -324,9 +358,6 @@ impl ServerConn {
         if !is_field_text(reason) {
             return Err(UsageError::InvalidHeader);
         }
-        for (name, value) in headers {
-            check_header(name, value)?;
-        }
 
         let http10 = ex.version == Version::Http10;
         let until_close = http10 && body == BodyFraming::Chunked;
@@ -335,9 +366,7 @@ impl ServerConn {
         ex.close |= self.peer_eof || self.close_requested || until_close || refused_continue;
 
         write_status_line(status, reason, out);
-        for (name, value) in headers {
-            write_header(name, value, out);
-        }
+        write_headers(out);
         match body {
             BodyFraming::Empty if bodiless_status => {}
             BodyFraming::Empty => out.extend_from_slice(b"Content-Length: 0\r\n"),

@@ -67,7 +67,7 @@ pub use conn::{Event, ServerConn};
 pub use error::{HttpError, UsageError};
 pub use limits::{Limits, MAX_HEADERS_CAP, MAX_METHOD_BYTES};
 pub use request::{BodyFraming, Fields, RequestHead, Version};
-pub use response::{error_response, http_date, reason_phrase};
+pub use response::{HeaderBlock, error_response, http_date, reason_phrase};
 
 #[cfg(test)]
 mod tests;

@@ -73,9 +73,38 @@ pub fn error_response(err: &HttpError, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Header lines checked once and rendered as `name: value\r\n...`, for
+/// [`ServerConn::write_response_head_block`](super::ServerConn::write_response_head_block).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderBlock {
+    bytes: Vec<u8>,
+}
+
+impl HeaderBlock {
+    /// Checks `headers` as [`ServerConn::write_response_head`](super::ServerConn::write_response_head)
+    /// would and renders them.
+    pub fn new(headers: &[(&str, &str)]) -> Result<HeaderBlock, UsageError> {
+        let mut bytes = Vec::new();
+        for (name, value) in headers {
+            check_header(name, value)?;
+            write_header(name, value, &mut bytes);
+        }
+        Ok(HeaderBlock { bytes })
+    }
+
+    /// The rendered lines.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// `HTTP/1.1 200 OK\r\n`. Always HTTP/1.1, also to an HTTP/1.0 client: a server sends the
 /// highest minor version it conforms to (RFC 9110 §2.5).
 pub(crate) fn write_status_line(status: u16, reason: &str, out: &mut Vec<u8>) {
+    if status == 200 && reason == "OK" {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n"); // nearly every response
+        return;
+    }
     out.extend_from_slice(b"HTTP/1.1 ");
     write_decimal(u64::from(status), out);
     out.push(b' ');
@@ -161,17 +190,29 @@ const TCHAR: [bool; 256] = {
     t
 };
 
-/// Appends `n` in decimal, without going through `fmt` (this runs for every response).
+/// Appends `n` in decimal, without going through `fmt` (this runs for every response):
+/// two digits per division, from a table.
 pub(crate) fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }

@@ -1021,3 +1021,56 @@ fn idle_means_between_requests_with_nothing_buffered() {
     conn.handle_eof();
     assert!(!conn.is_idle(), "the peer closed");
 }
+
+#[test]
+fn a_header_block_writes_the_same_bytes_as_the_header_list() {
+    let headers = [
+        ("Date", "Wed, 25 Nov 2026 10:00:00 GMT"),
+        ("Server", "netloop"),
+    ];
+    let block = HeaderBlock::new(&headers).expect("valid");
+    let mut by_list = Vec::new();
+    let mut by_block = Vec::new();
+    for (conn_out, use_block) in [(&mut by_list, false), (&mut by_block, true)] {
+        let mut conn = ServerConn::default();
+        conn.handle_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let _ = conn.poll_event().expect("request");
+        if use_block {
+            conn.write_response_head_block(200, "OK", &block, BodyFraming::Length(2), conn_out)
+        } else {
+            conn.write_response_head(200, "OK", &headers, BodyFraming::Length(2), conn_out)
+        }
+        .expect("head");
+    }
+    assert_eq!(by_block, by_list);
+    assert_eq!(
+        HeaderBlock::new(&[("X-Bad", "a\r\nInjected: 1")]),
+        Err(UsageError::InvalidHeader)
+    );
+    assert_eq!(
+        HeaderBlock::new(&[("Content-Length", "5")]),
+        Err(UsageError::ReservedHeader)
+    );
+}
+
+#[test]
+fn decimals() {
+    for n in [
+        0u64,
+        7,
+        10,
+        42,
+        99,
+        100,
+        101,
+        999,
+        1000,
+        65_535,
+        20_971_520,
+        u64::MAX,
+    ] {
+        let mut out = Vec::new();
+        crate::http::response::write_decimal(n, &mut out);
+        assert_eq!(out, n.to_string().as_bytes());
+    }
+}

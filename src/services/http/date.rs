@@ -25,6 +25,11 @@ impl DateCache {
         }
     }
 
+    /// Changes exactly when the value does: a key for anything built from the date.
+    pub fn stamp(&self) -> Instant {
+        self.refresh_at
+    }
+
     /// The `Date` value for the tick at `now` (the reactor's per-tick time).
     pub fn get(&mut self, now: Instant) -> &str {
         if now >= self.refresh_at {

@@ -25,9 +25,10 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request from its parsed head and collected body.
     pub fn new(head: &'a RequestHead, body: &'a [u8]) -> Request<'a> {
-        let path = match url::decode_path(head.path()) {
+        let raw = head.path();
+        let path = match url::decode_path(raw) {
             // Nothing to decode: the path is the head's own (already valid) text.
-            Cow::Borrowed(_) => Cow::Borrowed(head.path()),
+            Cow::Borrowed(_) => Cow::Borrowed(raw),
             Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
         };
         Request {
