@@ -84,6 +84,8 @@ fn start_netloop() -> Server {
             "0",
             "--udp-echo-port",
             "0",
+            "--file-port",
+            "0",
         ])
         .env("RUST_LOG", "netloop=warn")
         .stdout(Stdio::piped())

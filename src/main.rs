@@ -3,13 +3,15 @@
 //! Run:  cargo run --release
 //! Poke: nc 127.0.0.1 6789          (time)
 //!       nc -u 127.0.0.1 6789       (UDP echo)
+//!       echo '{"op":"list"}' | nc 127.0.0.1 5566     (file, request mode)
 //! Flags: --bind, one --*-port per service (0: any free port), --help.
 
 use clap::Parser;
 use netloop::cli;
 use netloop::reactor::{Config, Reactor};
-use netloop::services::{time, udp_echo};
+use netloop::services::{file, time, udp_echo};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Runs every netloop service on one event-loop thread.
@@ -28,6 +30,13 @@ struct Args {
     /// UDP port of the echo service (lesson programs 08/09).
     #[arg(long, default_value_t = udp_echo::DEFAULT_PORT)]
     udp_echo_port: u16,
+    /// TCP port of the file service, in request mode (lesson programs 04/05).
+    #[arg(long, default_value_t = file::DEFAULT_PORT)]
+    file_port: u16,
+    /// Directory the file service serves and stores uploads in (created if missing).
+    /// Default: `netloop-files` in the system's temporary directory, never the current one.
+    #[arg(long)]
+    file_dir: Option<PathBuf>,
     /// Most TCP connections open at once (default: the open-file limit minus a reserve).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -60,6 +69,29 @@ fn main() -> ExitCode {
         Ok(addr) => cli::announce("udp-echo", addr),
         Err(e) => {
             eprintln!("netloop: {}", cli::bind_error("udp-echo", echo_addr, &e));
+            return ExitCode::FAILURE;
+        }
+    }
+    let file_addr = SocketAddr::new(args.bind, args.file_port);
+    let file_dir = args
+        .file_dir
+        .unwrap_or_else(|| std::env::temp_dir().join("netloop-files"));
+    let store = match file::Store::open(&file_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("netloop: file: cannot serve {}: {e}", file_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = store.dir().display().to_string();
+    let factory = file::RequestServer::factory(file::FileService::shared(store));
+    match reactor.listen_with("file", file_addr, file::listen_options(), factory) {
+        Ok(addr) => {
+            cli::announce("file", addr);
+            log::info!("file: request mode, serving and storing uploads in {served}");
+        }
+        Err(e) => {
+            eprintln!("netloop: {}", cli::bind_error("file", file_addr, &e));
             return ExitCode::FAILURE;
         }
     }

@@ -10,18 +10,25 @@ use std::time::{Duration, Instant};
 use util::libc_signal::Signal;
 use util::*;
 
-/// `netloop` on free ports, both services.
+/// `netloop` on free ports, every service.
 fn netloop() -> ServerProcess {
     let mut cmd = Command::new(binary("netloop"));
-    cmd.args(["--time-port", "0", "--udp-echo-port", "0"]);
-    spawn_server(cmd, 2)
+    cmd.args([
+        "--time-port",
+        "0",
+        "--udp-echo-port",
+        "0",
+        "--file-port",
+        "0",
+    ]);
+    spawn_server(cmd, 3)
 }
 
 #[test]
 fn netloop_announces_every_service_and_serves_them_on_one_thread() {
     let server = netloop();
     let names: Vec<&str> = server.listening.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(names, ["time", "udp-echo"]);
+    assert_eq!(names, ["time", "udp-echo", "file"]);
     let mut c = connect(server.addr("time"));
     assert_time_format(std::str::from_utf8(&read_to_end(&mut c)).expect("utf-8"));
     let u = UdpSocket::bind(any_port()).expect("bind");
@@ -303,9 +310,16 @@ client.close()
 #[test]
 fn the_trace_shows_a_connection_tick_by_tick() {
     let mut cmd = Command::new(binary("netloop"));
-    cmd.args(["--time-port", "0", "--udp-echo-port", "0"])
-        .env("RUST_LOG", "netloop=trace");
-    let mut server = spawn_server(cmd, 2);
+    cmd.args([
+        "--time-port",
+        "0",
+        "--udp-echo-port",
+        "0",
+        "--file-port",
+        "0",
+    ])
+    .env("RUST_LOG", "netloop=trace");
+    let mut server = spawn_server(cmd, 3);
     let mut c = connect(server.addr("time"));
     let _ = read_to_end(&mut c);
     drop(c);

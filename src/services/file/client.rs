@@ -19,8 +19,7 @@ use super::outgoing::{Outgoing, Step};
 use super::receive::{Received, Receiver};
 use crate::reactor::{CloseReason, Context, Handler};
 use netloop_protocols::file::{
-    Encoding, FileHeader, JsonLineReader, ListEntry, Listing, Reply, Request, Sha256Digest,
-    Stored,
+    Encoding, FileHeader, JsonLineReader, ListEntry, Listing, Reply, Request, Sha256Digest, Stored,
 };
 use std::cell::RefCell;
 use std::fs::File;

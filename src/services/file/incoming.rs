@@ -100,8 +100,13 @@ impl Incoming {
     /// Flushes, fsyncs, and gives the file its final `name` (replacing an existing file
     /// only if `force`). Returns the final path.
     pub fn commit(mut self, name: &str, force: bool) -> Result<PathBuf, CommitError> {
-        let file = self.file.take().ok_or(CommitError::Io(io::ErrorKind::BrokenPipe.into()))?;
-        let file = file.into_inner().map_err(|e| CommitError::Io(e.into_error()))?;
+        let file = self
+            .file
+            .take()
+            .ok_or(CommitError::Io(io::ErrorKind::BrokenPipe.into()))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| CommitError::Io(e.into_error()))?;
         file.sync_all().map_err(CommitError::Io)?;
         drop(file);
         let target = self.dir.join(name);
@@ -177,12 +182,18 @@ mod tests {
         let err = incoming.commit("f.txt", false).expect_err("exists");
         assert!(matches!(err, CommitError::Exists(_)), "{err}");
         assert_eq!(names(dir.path()), ["f.txt"], "temporary file removed");
-        assert_eq!(std::fs::read(dir.path().join("f.txt")).expect("read"), b"old");
+        assert_eq!(
+            std::fs::read(dir.path().join("f.txt")).expect("read"),
+            b"old"
+        );
 
         let mut incoming = Incoming::create(dir.path()).expect("create");
         incoming.write(b"new").expect("write");
         incoming.commit("f.txt", true).expect("forced");
-        assert_eq!(std::fs::read(dir.path().join("f.txt")).expect("read"), b"new");
+        assert_eq!(
+            std::fs::read(dir.path().join("f.txt")).expect("read"),
+            b"new"
+        );
         assert_eq!(names(dir.path()), ["f.txt"]);
     }
 }

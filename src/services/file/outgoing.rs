@@ -205,9 +205,12 @@ mod tests {
     fn an_empty_file_is_one_step_and_a_shrunk_file_an_error() {
         let (doc, chunks) =
             send_all(Outgoing::new(temp_file(b""), 0, Encoding::Base64, "e")).expect("sent");
-        assert_eq!((doc.as_slice(), chunks), (&br#"{"filename": "e", "filedata": ""}"#[..], 1));
-        let err = send_all(Outgoing::new(temp_file(b"abc"), 5, Encoding::Raw, "s"))
-            .expect_err("shrank");
+        assert_eq!(
+            (doc.as_slice(), chunks),
+            (&br#"{"filename": "e", "filedata": ""}"#[..], 1)
+        );
+        let err =
+            send_all(Outgoing::new(temp_file(b"abc"), 5, Encoding::Raw, "s")).expect_err("shrank");
         assert!(matches!(err, SendError::Shrank { size: 5, at: 3 }), "{err}");
     }
 }

@@ -330,7 +330,11 @@ mod tests {
             std::fs::remove_file(dir.path().join("f.bin")).expect("rm");
             let whole = Receiver::lesson(inc(), true);
             receive(whole, &doc, cut.min(doc.len()), true).expect("whole");
-            assert_eq!(entries(dir.path()), 2, "raw.bin and f.bin, no temporary file");
+            assert_eq!(
+                entries(dir.path()),
+                2,
+                "raw.bin and f.bin, no temporary file"
+            );
         }
     }
 

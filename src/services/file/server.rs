@@ -39,8 +39,7 @@ use super::store::{FileId, Store};
 use crate::reactor::{CloseReason, Context, Handler, ListenOptions, TimerId};
 use log::{info, warn};
 use netloop_protocols::file::{
-    Encoding, FileHeader, Listing, Reply, Request, RequestReader, Sha256Digest, Stored,
-    write_error,
+    Encoding, FileHeader, Listing, Reply, Request, RequestReader, Sha256Digest, Stored, write_error,
 };
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -210,9 +209,7 @@ pub struct RequestServer {
 impl RequestServer {
     /// The factory to pass to [`Reactor::listen_with`](crate::reactor::Reactor::listen_with)
     /// (with [`listen_options`]).
-    pub fn factory(
-        shared: Rc<RefCell<FileService>>,
-    ) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
+    pub fn factory(shared: Rc<RefCell<FileService>>) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
         move |_peer| {
             Box::new(RequestServer {
                 shared: shared.clone(),
@@ -363,7 +360,11 @@ impl RequestServer {
     }
 
     fn pump(&mut self, cx: &mut Context<'_>) {
-        let Phase::Sending { name, out: outgoing } = &mut self.phase else {
+        let Phase::Sending {
+            name,
+            out: outgoing,
+        } = &mut self.phase
+        else {
             return;
         };
         let Some(out) = cx.output() else { return };

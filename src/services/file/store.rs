@@ -102,9 +102,7 @@ impl Store {
             io::ErrorKind::NotFound => OpenError::NotFound(name.into()),
             _ => OpenError::Io(name.into(), e),
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| OpenError::Io(name.into(), e))?;
+        let meta = file.metadata().map_err(|e| OpenError::Io(name.into(), e))?;
         if !meta.is_file() {
             return Err(OpenError::NotAFile(name.into()));
         }
