@@ -56,6 +56,22 @@ fn vm_hwm_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) process `pid` has used so far, in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 // ---------------------------------------------------------------- the client child
 
 /// The child: runs the jobs named by the environment on ONE reactor, prints
@@ -107,7 +123,11 @@ fn client_child(kind: &str) {
             }
         }
     }
-    println!("ok {secs} {bytes} {}", vm_hwm_kib("self"));
+    println!(
+        "ok {secs} {bytes} {} {}",
+        vm_hwm_kib("self"),
+        cpu_seconds("self")
+    );
 }
 
 fn small_name(i: usize) -> String {
@@ -131,7 +151,14 @@ impl Drop for Server {
 fn start_netloop(dir: &Path) -> Server {
     let mut child = Command::new("taskset")
         .args(["-c", "0", env!("CARGO_BIN_EXE_netloop")])
-        .args(["--time-port", "0", "--udp-echo-port", "0", "--file-port", "0"])
+        .args([
+            "--time-port",
+            "0",
+            "--udp-echo-port",
+            "0",
+            "--file-port",
+            "0",
+        ])
         .arg("--file-dir")
         .arg(dir)
         .env("RUST_LOG", "netloop=warn")
@@ -169,8 +196,21 @@ fn make_file(path: &Path, size: u64, seed: u64) {
     f.flush().expect("flush");
 }
 
-/// One client child run: (MB/s by the client's wall clock from spawn to exit, client HWM KiB).
-fn run_client(kind: &str, server: &Server, encoding: &str, dest: &Path) -> (f64, u64) {
+/// What one client child run measured.
+struct ClientRun {
+    /// File bytes per second (1e6) by the wall clock, from spawn to exit.
+    mbs: f64,
+    /// The client's peak RSS, KiB.
+    hwm: u64,
+    /// CPU seconds per GiB of file: the client's, and the server's during the run.
+    client_cpu: f64,
+    server_cpu: f64,
+}
+
+/// One client child run.
+fn run_client(kind: &str, server: &Server, encoding: &str, dest: &Path) -> ClientRun {
+    let server_pid = server.child.id().to_string();
+    let server_before = cpu_seconds(&server_pid);
     let started = Instant::now();
     let out = Command::new("taskset")
         .args(["-c", "1"])
@@ -192,10 +232,18 @@ fn run_client(kind: &str, server: &Server, encoding: &str, dest: &Path) -> (f64,
     );
     let bytes: f64 = fields[2].parse().expect("bytes");
     let hwm: u64 = fields[3].parse().expect("hwm");
+    let client_cpu: f64 = fields[4].parse().expect("cpu");
+    let server_cpu = cpu_seconds(&server_pid) - server_before;
     for entry in std::fs::read_dir(dest).expect("dest").flatten() {
         let _ = std::fs::remove_file(entry.path());
     }
-    (bytes / secs / 1e6, hwm)
+    let gib = bytes / (1u64 << 30) as f64;
+    ClientRun {
+        mbs: bytes / secs / 1e6,
+        hwm,
+        client_cpu: client_cpu / gib,
+        server_cpu: server_cpu / gib,
+    }
 }
 
 /// One `run_xfer.sh` run of socat on the same file: MB/s.
@@ -226,6 +274,54 @@ fn run_socat(file: &Path) -> Option<f64> {
         .parse()
         .ok()?;
     Some(gbs * 1e3)
+}
+
+/// The same copy, but the receiving socat saves the file into `dest` (the directory our
+/// client saves into), sender on CPU 0 and receiver on CPU 1 as ours: MB/s. What our client
+/// does beyond this is verifying the SHA-256 and the temporary-file-then-rename dance.
+fn run_socat_to_file(file: &Path, dest: &Path) -> Option<f64> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .ok()?;
+    let out = dest.join("socat.out");
+    let sink = Command::new("taskset")
+        .args(["-c", "1", "socat", "-b", "131072", "-u"])
+        .arg(format!("TCP-LISTEN:{port},reuseaddr,bind=127.0.0.1"))
+        .arg(format!("OPEN:{},creat,trunc", out.display()))
+        .spawn()
+        .ok()?;
+    let mut sink = KillOnDrop(sink);
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let started = Instant::now();
+    let sent = loop {
+        let status = Command::new("taskset")
+            .args(["-c", "0", "socat", "-b", "131072", "-u"])
+            .arg(format!("FILE:{}", file.display()))
+            .arg(format!("TCP:127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        // Refused: the sink is not listening yet (no readiness signal from socat).
+        if status.success() || Instant::now() > deadline {
+            break status.success();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let received = sink.0.wait().ok()?.success();
+    let secs = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&out);
+    (sent && received).then(|| bytes as f64 / secs / 1e6)
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -285,21 +381,32 @@ fn main() {
     eprintln!("warm-up get (server hashes the file first): {first:.2} s");
 
     let (mut socat, mut raw, mut b64) = (Vec::new(), Vec::new(), Vec::new());
+    let mut socat_file = Vec::new();
     let (mut raw_hwm, mut b64_hwm) = (0, 0);
+    // CPU seconds per GiB, (client, server), per run.
+    let (mut raw_cpu, mut b64_cpu) = (Vec::new(), Vec::new());
     for i in 0..runs {
         if let Some(v) = run_socat(&big) {
             socat.push(v);
         }
-        let (v, hwm) = run_client("get", &server, "raw", dest.path());
+        if let Some(v) = run_socat_to_file(&big, dest.path()) {
+            socat_file.push(v);
+        }
+        let run = run_client("get", &server, "raw", dest.path());
+        let v = run.mbs;
         raw.push(v);
-        raw_hwm = raw_hwm.max(hwm);
-        let (w, hwm) = run_client("get", &server, "base64", dest.path());
+        raw_hwm = raw_hwm.max(run.hwm);
+        raw_cpu.push((run.client_cpu, run.server_cpu));
+        let run = run_client("get", &server, "base64", dest.path());
+        let w = run.mbs;
         b64.push(w);
-        b64_hwm = b64_hwm.max(hwm);
+        b64_hwm = b64_hwm.max(run.hwm);
+        b64_cpu.push((run.client_cpu, run.server_cpu));
         eprintln!(
-            "  [run {}] socat {} MB/s, raw {v:.0} MB/s, base64 {w:.0} MB/s",
+            "  [run {}] socat {} MB/s, socat to a file {} MB/s, raw {v:.0} MB/s, base64 {w:.0} MB/s",
             i + 1,
-            socat.last().map_or("-".into(), |s| format!("{s:.0}"))
+            socat.last().map_or("-".into(), |s| format!("{s:.0}")),
+            socat_file.last().map_or("-".into(), |s| format!("{s:.0}"))
         );
     }
     let server_hwm_big = vm_hwm_kib(&pid);
@@ -310,30 +417,54 @@ fn main() {
     let (mut many_raw, mut many_b64) = (Vec::new(), Vec::new());
     let mut many_hwm = 0;
     for _ in 0..runs {
-        let (v, hwm) = run_client("many", &server, "raw", dest.path());
-        many_raw.push(v);
-        many_hwm = many_hwm.max(hwm);
-        let (w, hwm) = run_client("many", &server, "base64", dest.path());
-        many_b64.push(w);
-        many_hwm = many_hwm.max(hwm);
+        let run = run_client("many", &server, "raw", dest.path());
+        many_raw.push(run.mbs);
+        many_hwm = many_hwm.max(run.hwm);
+        let run = run_client("many", &server, "base64", dest.path());
+        many_b64.push(run.mbs);
+        many_hwm = many_hwm.max(run.hwm);
     }
     let server_hwm_all = vm_hwm_kib(&pid);
     drop(server);
 
     let (s, r, b) = (median(&socat), median(&raw), median(&b64));
+    let sf = median(&socat_file);
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
         "file transfer, {size} random bytes over loopback; server on CPU 0, client on CPU 1; \
          median of {runs} alternating runs (MB = 1e6 bytes of file per second)"
     );
     println!("{:<34} {:>10} {:>10}", "", "MB/s", "vs socat");
-    println!("{:<34} {s:>10.0} {:>10}", "socat -b 131072 (run_xfer.sh)", "1.00x");
-    println!("{:<34} {r:>10.0} {:>9.2}x", "netloop raw get", r / s);
+    println!(
+        "{:<34} {s:>10.0} {:>10}",
+        "socat -b 131072 (run_xfer.sh)", "1.00x"
+    );
+    println!(
+        "{:<34} {sf:>10.0} {:>9.2}x",
+        "socat -b 131072 into a file",
+        sf / s
+    );
+    println!(
+        "{:<34} {r:>10.0} {:>9.2}x   ({:.2}x socat into a file)",
+        "netloop raw get",
+        r / s,
+        r / sf
+    );
     println!(
         "{:<34} {b:>10.0} {:>9.2}x   ({:.2}x raw)",
         "netloop base64 get",
         b / s,
         b / r
+    );
+    let cpu = |runs: &[(f64, f64)]| {
+        let client: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        let server: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        (median(&client), median(&server))
+    };
+    let ((rc, rs), (bc, bs)) = (cpu(&raw_cpu), cpu(&b64_cpu));
+    println!(
+        "CPU seconds per GiB: raw client {rc:.2}, server {rs:.2}; base64 client {bc:.2}, server {bs:.2} \
+         (a side at 1 s/GiB cannot go faster than 1074 MB/s)"
     );
     println!(
         "peak RSS: server {:.1} MiB (1 GiB runs), client {:.1} MiB raw, {:.1} MiB base64",
@@ -353,7 +484,7 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench");
     let _ = std::fs::create_dir_all(&out);
     let json = format!(
-        r#"{{"bench":"file_transfer","size":{size},"runs":{runs},"socat_mbs":{s:.0},"raw_mbs":{r:.0},"base64_mbs":{b:.0},"raw_vs_socat":{:.3},"base64_vs_raw":{:.3},"server_hwm_kib":{server_hwm_big},"client_hwm_kib_raw":{raw_hwm},"client_hwm_kib_base64":{b64_hwm},"small_files":{small_files},"small_size":{small_size},"many_raw_mbs":{mr:.0},"many_base64_mbs":{mb:.0},"server_hwm_kib_after_many":{server_hwm_all},"client_hwm_kib_many":{many_hwm},"warmup_s":{first:.3},"socat_runs":{socat:?},"raw_runs":{raw:?},"base64_runs":{b64:?}}}"#,
+        r#"{{"bench":"file_transfer","size":{size},"runs":{runs},"socat_mbs":{s:.0},"socat_to_file_mbs":{sf:.0},"raw_mbs":{r:.0},"base64_mbs":{b:.0},"raw_vs_socat":{:.3},"base64_vs_raw":{:.3},"server_hwm_kib":{server_hwm_big},"client_hwm_kib_raw":{raw_hwm},"client_hwm_kib_base64":{b64_hwm},"small_files":{small_files},"small_size":{small_size},"many_raw_mbs":{mr:.0},"many_base64_mbs":{mb:.0},"server_hwm_kib_after_many":{server_hwm_all},"client_hwm_kib_many":{many_hwm},"warmup_s":{first:.3},"raw_cpu_s_per_gib_client_server":[{rc:.3},{rs:.3}],"base64_cpu_s_per_gib_client_server":[{bc:.3},{bs:.3}],"socat_runs":{socat:?},"socat_to_file_runs":{socat_file:?},"raw_runs":{raw:?},"base64_runs":{b64:?}}}"#,
         r / s,
         b / r
     );

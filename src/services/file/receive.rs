@@ -342,7 +342,14 @@ mod tests {
     fn a_bad_body_leaves_nothing_behind_and_says_why() {
         let data = b"0123456789";
         let digest = Sha256Digest::of(data);
-        let cases: Vec<(&str, Box<dyn Fn(Incoming) -> Receiver>, Vec<u8>, bool)> = vec![
+        /// What the error says, how to make the receiver, the body, and whether EOF follows.
+        type Case = (
+            &'static str,
+            Box<dyn Fn(Incoming) -> Receiver>,
+            Vec<u8>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "expected 10 bytes, received 9: the transfer was cut short",
                 Box::new(move |i| Receiver::announced(i, "a", 10, digest, true)),
