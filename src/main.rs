@@ -49,6 +49,21 @@ fn main() -> ExitCode {
     if let Some(n) = args.max_connections {
         config.max_connections = n;
     }
+    // The file directory is checked first: a refusal must come before any service starts.
+    let file_dir = match args.file_dir.map_or_else(file::default_dir, Ok) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("netloop: file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match file::Store::open(&file_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("netloop: file: cannot serve {}: {e}", file_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let mut reactor = match Reactor::with_config(config) {
         Ok(r) => r,
         Err(e) => {
@@ -73,16 +88,6 @@ fn main() -> ExitCode {
         }
     }
     let file_addr = SocketAddr::new(args.bind, args.file_port);
-    let file_dir = args
-        .file_dir
-        .unwrap_or_else(|| std::env::temp_dir().join("netloop-files"));
-    let store = match file::Store::open(&file_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("netloop: file: cannot serve {}: {e}", file_dir.display());
-            return ExitCode::FAILURE;
-        }
-    };
     let served = store.dir().display().to_string();
     let factory = file::RequestServer::factory(file::FileService::shared(store));
     match reactor.listen_with("file", file_addr, file::listen_options(), factory) {

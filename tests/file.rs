@@ -615,6 +615,10 @@ fn every_bad_upload_is_refused_with_a_clear_message_on_both_sides_and_nothing_wr
         let reply = raw_request(addr, &line, &body[..cut]);
         assert!(reply.contains("the transfer was cut short"), "{reply}");
     }
+    // A put line without LF, then EOF: the body can never come, and the server says so.
+    let reply = raw_request(addr, line.trim_end(), b"");
+    assert!(reply.contains("expected 300 bytes, received 0"), "{reply}");
+    assert_eq!(entries(served.path()), ["taken.txt"]);
     // Our client says what the server said.
     let local = tempfile::tempdir().expect("temp dir");
     let taken = local.path().join("taken.txt");
@@ -722,26 +726,53 @@ fn the_netloop_binary_serves_files_from_a_safe_directory_it_names() {
         "{log}"
     );
 
-    // Without --file-dir: a netloop-files directory under the temporary directory.
-    let mut cmd = Command::new(binary("netloop"));
-    cmd.args([
-        "--time-port",
-        "0",
-        "--udp-echo-port",
-        "0",
-        "--file-port",
-        "0",
-    ]);
-    let server = spawn_server(cmd, 3);
+    // Without --file-dir: a private netloop-files directory under the temporary directory.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let netloop_default = || {
+        let mut cmd = Command::new(binary("netloop"));
+        cmd.args([
+            "--time-port",
+            "0",
+            "--udp-echo-port",
+            "0",
+            "--file-port",
+            "0",
+        ])
+        .env("TMPDIR", tmp.path());
+        cmd
+    };
+    let server = spawn_server(netloop_default(), 3);
     // An answer means the loop runs (and handles SIGTERM).
     let reply = raw_request(server.addr("file"), "{\"op\":\"list\"}\n", b"");
-    assert!(
-        reply.starts_with("{\"status\":\"ok\",\"files\":["),
-        "{reply}"
-    );
+    assert_eq!(reply, "{\"status\":\"ok\",\"files\":[]}\n");
     let log = stop(server);
-    let default = std::env::temp_dir().join("netloop-files");
+    let default = tmp.path().join("netloop-files");
     assert!(log.contains(&default.display().to_string()), "{log}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&default)
+        .expect("created")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "private to its user");
+
+    // A netloop-files someone else planted in the shared temporary directory is refused.
+    std::fs::remove_dir(&default).expect("rm");
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(elsewhere.path(), &default).expect("symlink");
+    let out = netloop_default().output().expect("run netloop");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("netloop-files is not a directory; refusing to serve it"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&default).expect("rm");
+    std::fs::create_dir(&default).expect("mkdir");
+    std::fs::set_permissions(&default, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = netloop_default().output().expect("run netloop");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is writable by other users"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing announced");
 }
 
 #[test]

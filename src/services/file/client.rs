@@ -402,3 +402,65 @@ impl Handler for FileClient {
 fn reader_line<T: netloop_protocols::file::JsonLine>(reader: &mut JsonLineReader<T>, bytes: &[u8]) {
     let _ = reader.handle_bytes(bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::testing::TestBed;
+
+    #[test]
+    fn a_get_sends_its_request_and_saves_the_verified_body() {
+        let dir = tempfile::tempdir().expect("dir");
+        let result = Rc::new(RefCell::new(None));
+        let job = Job::Get {
+            name: "a.txt".into(),
+            encoding: Encoding::Raw,
+            dir: dir.path().to_path_buf(),
+            force: false,
+        };
+        let mut bed = TestBed::new();
+        let conn = bed.open(Box::new(FileClient::new(
+            job,
+            result.clone(),
+            Box::new(NoProgress),
+        )));
+        assert_eq!(
+            bed.take_output(conn),
+            b"{\"op\":\"get\",\"filename\":\"a.txt\",\"encoding\":\"raw\"}\n"
+        );
+        let digest = Sha256Digest::of(b"hello\n");
+        let header = format!(
+            "{{\"status\":\"ok\",\"filename\":\"a.txt\",\"size\":6,\"sha256\":\"{digest}\",\"encoding\":\"raw\"}}\nhel"
+        );
+        bed.data(conn, header.as_bytes());
+        assert!(result.borrow().is_none(), "half the body");
+        bed.data(conn, b"lo\n");
+        let outcome = result.borrow_mut().take();
+        let Some(Outcome::Saved(saved)) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(saved.sha256, Some(digest));
+        assert_eq!(std::fs::read(saved.path).expect("saved"), b"hello\n");
+    }
+
+    #[test]
+    fn a_server_error_is_reported_as_the_servers() {
+        let result = Rc::new(RefCell::new(None));
+        let mut bed = TestBed::new();
+        let conn = bed.open(Box::new(FileClient::new(
+            Job::List,
+            result.clone(),
+            Box::new(NoProgress),
+        )));
+        assert_eq!(bed.take_output(conn), b"{\"op\":\"list\"}\n");
+        bed.data(
+            conn,
+            b"{\"status\":\"error\",\"message\":\"disk on fire\"}\n",
+        );
+        assert_eq!(
+            result.borrow_mut().take(),
+            Some(Outcome::Failed("server: disk on fire".into()))
+        );
+        assert!(bed.is_closing(conn));
+    }
+}

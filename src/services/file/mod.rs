@@ -52,7 +52,7 @@ pub mod store;
 
 pub use client::{FileClient, Job, NoProgress, Outcome, Progress};
 pub use server::{FileService, LessonFile, LessonServer, RequestServer, listen_options};
-pub use store::{DEFAULT_MAX_UPLOAD, Store, sha256_file};
+pub use store::{DEFAULT_MAX_UPLOAD, Store, default_dir, sha256_file};
 
 /// The lesson's port for the file server.
 pub const DEFAULT_PORT: u16 = 5566;
