@@ -798,3 +798,31 @@ fn the_client_reports_a_refused_connection_and_an_unwritable_directory() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_transfer_under_way_finishes_when_the_server_is_told_to_stop() {
+    let served = tempfile::tempdir().expect("temp dir");
+    let data = pseudo_random(8 << 20, 8);
+    std::fs::write(served.path().join("big.bin"), &data).expect("write");
+    let server = file_server(&["--dir", served.path().to_str().expect("utf-8")]);
+    let mut c = connect(server.addr("file"));
+    c.write_all(b"{\"op\":\"get\",\"filename\":\"big.bin\",\"encoding\":\"raw\"}\n")
+        .expect("send");
+    let mut first = [0u8; 100];
+    c.read_exact(&mut first).expect("the transfer has begun");
+    let log = {
+        // SIGTERM while most of the file is still to come; keep reading meanwhile.
+        server.signal(Signal::Term);
+        let rest = read_to_end(&mut c);
+        let all = [&first[..], &rest].concat();
+        let body = &all[all.iter().position(|&b| b == b'\n').expect("header") + 1..];
+        assert!(
+            body == data,
+            "the whole file arrived: {} of {} bytes",
+            body.len(),
+            data.len()
+        );
+        stop(server)
+    };
+    assert!(log.contains("sent big.bin"), "{log}");
+}

@@ -165,6 +165,13 @@ impl Handler for LessonServer {
         self.pump(cx);
     }
 
+    /// A transfer under way may finish within the shutdown grace period.
+    fn shutdown(&mut self, cx: &mut Context<'_>) {
+        if self.out.is_none() {
+            cx.close();
+        }
+    }
+
     fn closed(&mut self, cx: &mut Context<'_>, reason: &CloseReason) {
         if let Some(o) = &self.out {
             info!(
@@ -528,6 +535,15 @@ impl Handler for RequestServer {
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
         if id == HASH_TIMER {
             self.hash_step(cx);
+        }
+    }
+
+    /// A transfer under way (either way) may finish within the shutdown grace period; an
+    /// idle connection is closed.
+    fn shutdown(&mut self, cx: &mut Context<'_>) {
+        match self.phase {
+            Phase::Hashing { .. } | Phase::Sending { .. } | Phase::Receiving { .. } => {}
+            Phase::Request(_) | Phase::Done => cx.close(),
         }
     }
 
