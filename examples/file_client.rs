@@ -12,7 +12,7 @@
 //! whatever name the server sends.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netloop::cli;
 use netloop::reactor::Reactor;
 use netloop::services::file::{FileClient, Job, Outcome, Progress, sha256_file};
@@ -233,20 +233,23 @@ impl Progress for SharedBar {
             if !late || !std::io::stderr().is_terminal() {
                 return;
             }
-            let bar = match b.total {
-                Some(total) => ProgressBar::new(total).with_style(
-                    ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                ),
-                None => ProgressBar::new_spinner().with_style(
+            // Set up out of sight, so the first frame shows neither a burst of the bytes
+            // that came before the bar nor a rate computed from them.
+            let bar = ProgressBar::with_draw_target(b.total, ProgressDrawTarget::hidden());
+            let style = match b.total {
+                Some(_) => ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                )
+                .map(|s| s.progress_chars("=> ")),
+                None => {
                     ProgressStyle::with_template("{spinner} {msg} {bytes} {binary_bytes_per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                ),
+                }
             };
+            bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
             bar.set_message(b.name.clone());
+            bar.set_position(b.done);
+            bar.reset_eta();
+            bar.set_draw_target(ProgressDrawTarget::stderr());
             b.bar = Some(bar);
         }
         if let Some(bar) = &b.bar {
