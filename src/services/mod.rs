@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | [`time`] | 02/03, 06/07, 10 | [`time::TimeServer`] | [`time::TimeClient`] |
 //! | [`udp_echo`] | 08/09 | [`udp_echo::EchoServer`] | [`udp_echo::EchoClient`] |
-//! | [`file`] | 04/05 | [`file::LessonServer`], [`file::RequestServer`] | [`file::FileClient`] |
+//! | [`file`](mod@file) | 04/05 | [`file::LessonServer`], [`file::RequestServer`] | [`file::FileClient`] |
 
 pub mod file;
 pub mod time;

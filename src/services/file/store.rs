@@ -2,7 +2,7 @@
 //! SHA-256 digests already computed for its files.
 //!
 //! Every name that reaches [`Store`] has passed
-//! [`safe_file_name`](netloop_protocols::file::safe_file_name) (the request reader checks
+//! [`netloop_protocols::file::safe_file_name`] (the request reader checks
 //! it), so `dir.join(name)` stays inside the directory. Temporary files of uploads in
 //! progress start with `.` (see [`super::incoming`]): they are neither listed nor served.
 
