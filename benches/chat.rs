@@ -78,15 +78,7 @@ fn wait_for_accept(addr: SocketAddr) {
 fn start_netloop() -> Server {
     let mut child = Command::new("taskset")
         .args(["-c", "0", env!("CARGO_BIN_EXE_netloop")])
-        .args(["--time-port", "0", "--udp-echo-port", "0"])
-        .args([
-            "--chat-port",
-            "0",
-            "--chat-raw-port",
-            "0",
-            "--http-port",
-            "0",
-        ])
+        .arg("--any-ports")
         .env("RUST_LOG", "netloop=warn")
         .stdout(Stdio::piped())
         .spawn()

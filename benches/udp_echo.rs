@@ -76,21 +76,7 @@ fn wait_for_echo(addr: SocketAddr) {
 
 fn start_netloop() -> Server {
     let mut child = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            env!("CARGO_BIN_EXE_netloop"),
-            "--time-port",
-            "0",
-            "--udp-echo-port",
-            "0",
-            "--chat-port",
-            "0",
-            "--chat-raw-port",
-            "0",
-            "--http-port",
-            "0",
-        ])
+        .args(["-c", "0", env!("CARGO_BIN_EXE_netloop"), "--any-ports"])
         .env("RUST_LOG", "netloop=warn")
         .stdout(Stdio::piped())
         .spawn()

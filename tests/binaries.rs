@@ -10,30 +10,24 @@ use std::time::{Duration, Instant};
 use util::libc_signal::Signal;
 use util::*;
 
-/// Flags that put every service but the time service on a free port (tests run at once).
-const OTHER_PORTS_FREE: [&str; 8] = [
-    "--udp-echo-port",
-    "0",
-    "--chat-port",
-    "0",
-    "--chat-raw-port",
-    "0",
-    "--http-port",
-    "0",
-];
+/// Every service on a free port (tests run at once); a port given explicitly still wins.
+const OTHER_PORTS_FREE: [&str; 1] = ["--any-ports"];
 
 /// `netloop` on free ports, every service.
 fn netloop() -> ServerProcess {
     let mut cmd = Command::new(binary("netloop"));
     cmd.args(["--time-port", "0"]).args(OTHER_PORTS_FREE);
-    spawn_server(cmd, 5)
+    spawn_server(cmd, 6)
 }
 
 #[test]
 fn netloop_announces_every_service_and_serves_them_on_one_thread() {
     let server = netloop();
     let names: Vec<&str> = server.listening.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(names, ["time", "udp-echo", "chat", "chat-raw", "http"]);
+    assert_eq!(
+        names,
+        ["time", "udp-echo", "chat", "chat-raw", "file", "http"]
+    );
     let mut c = connect(server.addr("time"));
     assert_time_format(std::str::from_utf8(&read_to_end(&mut c)).expect("utf-8"));
     let u = UdpSocket::bind(any_port()).expect("bind");
@@ -319,7 +313,7 @@ fn the_trace_shows_a_connection_tick_by_tick() {
     cmd.args(["--time-port", "0"])
         .args(OTHER_PORTS_FREE)
         .env("RUST_LOG", "netloop=trace");
-    let mut server = spawn_server(cmd, 5);
+    let mut server = spawn_server(cmd, 6);
     let mut c = connect(server.addr("time"));
     let _ = read_to_end(&mut c);
     drop(c);
@@ -361,11 +355,10 @@ fn accept_under_emfile_does_not_spin_and_everyone_is_served() {
     let mut cmd = Command::new("bash");
     cmd.args([
         "-c",
-        "ulimit -n 24 && exec \"$0\" --time-port 0 --udp-echo-port 0 --chat-port 0 \
-         --chat-raw-port 0 --http-port 0 --max-connections 1000",
+        "ulimit -n 24 && exec \"$0\" --any-ports --max-connections 1000",
     ])
     .arg(binary("netloop"));
-    let server = spawn_server(cmd, 5);
+    let server = spawn_server(cmd, 6);
     let pid = server.child.id();
     let ticks = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");

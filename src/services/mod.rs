@@ -7,8 +7,10 @@
 //! | [`udp_echo`] | 08/09 | [`udp_echo::EchoServer`] | [`udp_echo::EchoClient`] |
 //! | [`http`] | `http.server`, `BaseHTTPRequestHandler` | [`http::HttpConn`] | (curl, a browser) |
 //! | [`chat`] | 11/12 | [`chat::ChatServer`], [`chat::RawChatServer`] | [`chat::ChatClient`] |
+//! | [`file`](mod@file) | 04/05 | [`file::LessonServer`], [`file::RequestServer`] | [`file::FileClient`] |
 
 pub mod chat;
+pub mod file;
 pub mod http;
 pub mod time;
 pub mod udp_echo;

@@ -63,12 +63,17 @@ impl Base64Decoder {
         while let Some((&c, rest)) = text.split_first() {
             if self.group_len == 0 {
                 // At a group boundary: decode the longest run of whole groups in one call.
-                let mut run = text.iter().take_while(|c| !is_space(**c)).count() / 4 * 4;
-                // Stop after the first group with padding, so that what follows it is
-                // reported the same way however the text was split.
-                if let Some(pad) = text[..run].iter().position(|&c| c == b'=') {
-                    run = (pad / 4 + 1) * 4;
-                }
+                // The run ends at the first space; and after the first group with padding,
+                // so that what follows it is reported the same way however the text was
+                // split. One scan finds whichever comes first.
+                let stop = first_where(text, space_or_pad);
+                let run = match text.get(stop) {
+                    Some(b'=') => {
+                        let space = stop + first_where(&text[stop..], is_space);
+                        ((stop / 4 + 1) * 4).min(space / 4 * 4)
+                    }
+                    _ => stop / 4 * 4,
+                };
                 if run > 0 {
                     self.decode_groups(&text[..run], out)?;
                     text = &text[run..];
@@ -116,6 +121,37 @@ impl Base64Decoder {
     }
 }
 
+/// The index of the first byte of `bytes` for which `hit` is true, or `bytes.len()`.
+///
+/// A base64 body is hundreds of kilobytes in which the byte searched for (a quote, a
+/// space, `=`) never occurs, and a byte-at-a-time `position` loop cost as much as the
+/// decoding itself (measured with the file bench). So whole blocks are tested first with a
+/// branch-free `fold`, which the compiler turns into SIMD compares (when `hit` has no
+/// branches itself: `|`, not `||`), and only the block holding a hit is searched byte by
+/// byte.
+pub(super) fn first_where(bytes: &[u8], hit: impl Fn(u8) -> bool) -> usize {
+    /// Bytes tested per block: two SSE2 registers' worth.
+    const BLOCK: usize = 32;
+    let mut start = 0;
+    for block in bytes.chunks_exact(BLOCK) {
+        if block.iter().fold(0u8, |any, &c| any | u8::from(hit(c))) != 0 {
+            break;
+        }
+        start += BLOCK;
+    }
+    start
+        + bytes[start..]
+            .iter()
+            .position(|&c| hit(c))
+            .unwrap_or(bytes.len() - start)
+}
+
+/// A space or `=`, written with `|` rather than `||` so that [`first_where`] compiles to
+/// SIMD compares (`||` branches, and a branch per byte cannot be vectorized).
+fn space_or_pad(c: u8) -> bool {
+    (c == b' ') | (c == b'\t') | (c == b'\n') | (c == b'\r') | (c == b'=')
+}
+
 /// The whitespace that is skipped: what JSON and MIME line wrapping put into base64.
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
@@ -154,6 +190,21 @@ mod tests {
                 String::from_utf8_lossy(text)
             );
         }
+    }
+
+    #[test]
+    fn first_where_finds_the_first_hit_in_any_block() {
+        let mut text = vec![b'A'; 100];
+        assert_eq!(first_where(&text, |c| c == b'='), 100);
+        for at in [0, 1, 31, 32, 33, 63, 64, 95, 96, 99] {
+            text[at] = b'=';
+            if at + 1 < text.len() {
+                text[at + 1] = b'=';
+            }
+            assert_eq!(first_where(&text, |c| c == b'='), at);
+            text.fill(b'A');
+        }
+        assert_eq!(first_where(b"", |_| true), 0);
     }
 
     #[test]

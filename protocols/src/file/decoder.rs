@@ -65,7 +65,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use super::base64::{Base64Decoder, Base64Error};
+use super::base64::{Base64Decoder, Base64Error, first_where};
 use super::name::MAX_NAME_BYTES;
 
 /// What the decoder found, in document order.
@@ -380,10 +380,8 @@ impl JsonBase64Decoder {
         match (self.escape, self.high_surrogate) {
             (Escape::None, None) => {
                 // The common case, and all of a base64 body: a run of plain bytes at once.
-                let run = input
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                    .unwrap_or(input.len());
+                // `|`, not `||`: see `first_where`.
+                let run = first_where(input, |c| (c == b'"') | (c == b'\\') | (c < 0x20));
                 if run > 0 {
                     self.string_bytes(target, &input[..run])?;
                     return Ok(run);
