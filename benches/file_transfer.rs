@@ -36,40 +36,18 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::Instant;
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+mod common;
 
-fn bench_dir() -> PathBuf {
-    std::env::var_os("NETLOOP_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
-}
+use common::{bench_dir, env_or, median};
 
 /// Peak resident set size of `pid` in KiB (`VmHWM`), or 0 if it cannot be read.
 fn vm_hwm_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    pid.parse().map_or(0, common::peak_rss_kib)
 }
 
 /// CPU time (user + system) process `pid` has used so far, in seconds.
 fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s.
-    (ticks(11) + ticks(12)) / 100.0
+    pid.parse().map_or(0.0, common::cpu_seconds)
 }
 
 // ---------------------------------------------------------------- the client child
@@ -314,16 +292,6 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

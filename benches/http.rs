@@ -13,100 +13,11 @@
 //! Env: `RUNS` (3), `DURATION` seconds (5), `CONNS` ("50 1000"), `MODES` ("keepalive
 //! pipelined"), `NETLOOP_BENCH_DIR` (../shared/bench). Writes `target/netloop-bench/http.json`.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn bench_dir() -> PathBuf {
-    std::env::var_os("NETLOOP_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
-}
-
-fn peers_dir() -> PathBuf {
-    PathBuf::from(env_or("PEERS_TARGET", "/tmp/netloop-peers")).join("release")
-}
-
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_listen(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{addr} never accepted");
-        std::thread::sleep(Duration::from_millis(20)); // no readiness signal from a foreign server
-    }
-}
-
-fn start_netloop() -> Server {
-    let mut child = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_netloop"), "--any-ports"])
-        .env("RUST_LOG", "netloop=warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start netloop");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let addr = loop {
-        let line = lines.next().expect("netloop announces").expect("read");
-        if let Some(a) = line.strip_prefix("http listening on ") {
-            break a.parse().expect("addr");
-        }
-    };
-    Server {
-        name: "netloop",
-        child,
-        addr,
-    }
-}
-
-fn start_hyper() -> Server {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(peers_dir().join("hyper_hello"))
-        .arg(addr.to_string())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hyper_hello (build it with ../shared/bench/build_peers.sh)");
-    wait_for_listen(addr);
-    Server {
-        name: "hyper",
-        child,
-        addr,
-    }
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+use common::{Server, accepts, bench_dir, cpu_seconds, env_or, median, start_netloop, start_peer};
+use std::process::Command;
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Run {
@@ -193,41 +104,19 @@ fn measure(server: &Server, conns: &str, mode: &str, duration: &str) -> Run {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
-    median(runs.iter().map(f).collect())
+    median(&runs.iter().map(f).collect::<Vec<_>>())
 }
 
 fn main() {
-    if std::env::args()
-        .skip(1)
-        .any(|a| !a.starts_with("--") && !"http".contains(a.as_str()))
-    {
+    if !common::selected("http") {
         return;
     }
-    if !peers_dir().join("hyper_hello").exists() {
-        let status = Command::new("bash")
-            .arg(bench_dir().join("build_peers.sh"))
-            .status()
-            .expect("build peers");
-        assert!(status.success(), "build_peers.sh failed");
-    }
+    common::ensure_peers(&["hyper_hello"]);
     let runs: usize = env_or("RUNS", "3").parse().expect("RUNS");
     let duration = env_or("DURATION", "5");
-    let netloop = start_netloop();
-    let hyper = start_hyper();
+    let netloop = start_netloop("http", &[]);
+    let hyper = start_peer("hyper", "hyper_hello", false, accepts);
     // Warm up both (connections, page cache, CPU frequency).
     measure(&netloop, "50", "keepalive", "1");
     measure(&hyper, "50", "keepalive", "1");
@@ -282,12 +171,9 @@ fn main() {
             ));
         }
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench");
-    let _ = std::fs::create_dir_all(&dir);
     let json = format!(
         r#"{{"bench":"http","duration_s":{duration},"rows":[{}]}}"#,
         rows.join(",")
     );
-    std::fs::write(dir.join("http.json"), json + "\n").expect("write json");
-    println!("wrote {}", dir.join("http.json").display());
+    common::write_json("http", &json);
 }

@@ -11,129 +11,26 @@
 //! pairs, as run_udp.sh takes them), `NETLOOP_BENCH_DIR` (../shared/bench).
 //! Writes `target/netloop-bench/udp_echo.json`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{
+    Server, bench_dir, cpu_seconds, env_or, median, peers_dir, start_netloop, start_peer,
+};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn bench_dir() -> PathBuf {
-    std::env::var_os("NETLOOP_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
-}
-
-fn peers_dir() -> PathBuf {
-    PathBuf::from(env_or("PEERS_TARGET", "/tmp/netloop-peers")).join("release")
-}
-
-/// Builds the peers (tokio_udp_echo, udp_load) unless they are there already.
-fn ensure_peers() {
-    if peers_dir().join("udp_load").exists() && peers_dir().join("tokio_udp_echo").exists() {
-        return;
-    }
-    eprintln!("building the comparison peers (once)...");
-    let status = Command::new("bash")
-        .arg(bench_dir().join("build_peers.sh"))
-        .status()
-        .expect("run build_peers.sh");
-    assert!(status.success(), "build_peers.sh failed");
-}
-
-/// A server child process; killed on drop.
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until `addr` echoes a datagram: the readiness signal for a UDP server.
-fn wait_for_echo(addr: SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("timeout");
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// True once `addr` echoes a datagram: the readiness signal for a UDP server.
+fn echoes(addr: SocketAddr) -> bool {
+    let Ok(s) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = [0u8; 16];
-    while Instant::now() < deadline {
-        let _ = s.send_to(b"ping", addr);
-        if s.recv_from(&mut buf).is_ok() {
-            return;
-        }
-    }
-    panic!("{addr} never echoed");
-}
-
-fn start_netloop() -> Server {
-    let mut child = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_netloop"), "--any-ports"])
-        .env("RUST_LOG", "netloop=warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start netloop");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let addr = loop {
-        let line = lines.next().expect("netloop announces").expect("read");
-        if let Some(a) = line.strip_prefix("udp-echo listening on ") {
-            break a.parse().expect("addr");
-        }
-    };
-    wait_for_echo(addr);
-    Server {
-        name: "netloop",
-        child,
-        addr,
-    }
-}
-
-fn start_tokio() -> Server {
-    // A free port: bind, read it, release it.
-    let addr = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port");
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(peers_dir().join("tokio_udp_echo"))
-        .arg(addr.to_string())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tokio_udp_echo");
-    wait_for_echo(addr);
-    Server {
-        name: "tokio_udp_echo",
-        child,
-        addr,
-    }
-}
-
-/// CPU time (user + system) the process `pid` has used so far, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s.
-    (ticks(11) + ticks(12)) / 100.0
+    s.send_to(b"ping", addr).is_ok() && s.recv_from(&mut buf).is_ok()
 }
 
 /// One run_udp.sh measurement of one config: (packets/s, packets per server-CPU-second).
-/// The server runs as `taskset -c 0 SERVER`: its pid is the taskset child's, which `exec`s.
 fn measure(server: &Server, config: &str, duration: &str) -> (f64, f64) {
     let cpu_before = cpu_seconds(server.child.id());
     let out = Command::new("bash")
@@ -160,30 +57,17 @@ fn measure(server: &Server, config: &str, duration: &str) -> (f64, f64) {
     (pps, if cpu > 0.0 { packets / cpu } else { f64::NAN })
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument that names another bench skips this.
-    if std::env::args()
-        .skip(1)
-        .any(|a| !a.starts_with("--") && !"udp_echo".contains(a.as_str()))
-    {
+    if !common::selected("udp_echo") {
         return;
     }
-    ensure_peers();
+    common::ensure_peers(&["udp_load", "tokio_udp_echo"]);
     let runs: usize = env_or("RUNS", "3").parse().expect("RUNS");
     let duration = env_or("DURATION", "5");
     let configs = env_or("CONFIGS", "1:32");
-    let netloop = start_netloop();
-    let tokio = start_tokio();
+    let netloop = start_netloop("udp-echo", &[]);
+    assert!(echoes(netloop.addr), "netloop echoes");
+    let tokio = start_peer("tokio_udp_echo", "tokio_udp_echo", true, echoes);
 
     let mut rows = Vec::new();
     println!(
@@ -210,8 +94,8 @@ fn main() {
             theirs.push(pps);
             theirs_eff.push(eff);
         }
-        let (a, b) = (median(&mut ours.clone()), median(&mut theirs.clone()));
-        let (ae, be) = (median(&mut ours_eff), median(&mut theirs_eff));
+        let (a, b) = (median(&ours), median(&theirs));
+        let (ae, be) = (median(&ours_eff), median(&theirs_eff));
         println!(
             "{config:<9} {a:>12.0} {b:>12.0} {:>6.2}x   {ae:>16.0} {be:>16.0} {:>6.2}x",
             a / b,
@@ -224,12 +108,9 @@ fn main() {
             peer = tokio.name,
         ));
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench");
-    let _ = std::fs::create_dir_all(&dir);
     let json = format!(
         r#"{{"bench":"udp_echo","size":64,"duration_s":{duration},"rows":[{}]}}"#,
         rows.join(",")
     );
-    std::fs::write(dir.join("udp_echo.json"), json + "\n").expect("write json");
-    println!("wrote {}", dir.join("udp_echo.json").display());
+    common::write_json("udp_echo", &json);
 }
