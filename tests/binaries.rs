@@ -6,7 +6,6 @@ mod util;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 use util::libc_signal::Signal;
 use util::*;
 
@@ -87,15 +86,9 @@ fn sigterm_and_sigint_shut_down_gracefully_with_exit_zero() {
         let mut c = connect(server.addr("time"));
         let _ = read_to_end(&mut c);
         server.signal(sig);
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = server.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "did not exit after the signal");
-            std::thread::sleep(Duration::from_millis(10)); // polling a child's exit: no readiness signal for it
-        };
-        assert!(status.success(), "exit status {status:?}");
+        let (status, stderr) = server.wait_exit();
+        assert!(status.success(), "exit status {status:?}: {stderr}");
+        assert!(stderr.contains("shutting down"), "{stderr}");
     }
 }
 

@@ -150,6 +150,26 @@ impl ServerProcess {
     pub fn signal(&self, signal: libc_signal::Signal) {
         libc_signal::kill(self.child.id(), signal);
     }
+
+    /// Waits (up to [`PATIENCE`]) for the child to exit and returns its status and what it
+    /// wrote to stderr. The readiness signal is stderr's EOF: the pipe closes when the
+    /// process exits.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> (std::process::ExitStatus, String) {
+        let mut stderr = self
+            .child
+            .stderr
+            .take()
+            .expect("stderr piped and not taken");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        let text = rx.recv_timeout(PATIENCE).expect("the server exits");
+        (self.child.wait().expect("wait"), text)
+    }
 }
 
 impl Drop for ServerProcess {
