@@ -43,7 +43,9 @@ struct Args {
     /// TCP port of the line-mode chat (lesson programs 11/12).
     #[arg(long, default_value_t = chat::DEFAULT_PORT)]
     chat_port: u16,
-    /// TCP port of the chat in the lesson's own framing (one read is one message).
+    /// TCP port of the chat in the lesson's own framing (one read is one message). This
+    /// binary runs every lesson at once, so both framings get a room and a port; the
+    /// `chat_server` example serves one of them (`--framing raw|lines`) on 12345.
     #[arg(long, default_value_t = chat::DEFAULT_RAW_PORT)]
     chat_raw_port: u16,
     /// Most TCP connections open at once (default: the open-file limit minus a reserve).
@@ -122,7 +124,7 @@ fn main() -> ExitCode {
     }
     let raw_addr = SocketAddr::new(args.bind, args.chat_raw_port);
     let raw_room = Rc::new(RefCell::new(Fanout::new(chat::MAX_UNREAD)));
-    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room)) {
+    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room, true)) {
         Ok(addr) => {
             cli::announce("chat-raw", addr);
             listed.push(app::Listed {
