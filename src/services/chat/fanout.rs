@@ -4,41 +4,52 @@
 //! # Three ways to send one message to a thousand clients
 //!
 //! The bench (`cargo bench --bench chat`: 1,000 clients, 10 of them sending 100 lines of
-//! 64 bytes, every line to every client) puts netloop beside `tokio_chat`, which gives
-//! every client an unbounded queue of shared `Bytes` and copies what is queued into one
-//! buffer per write. Measured on this machine (2 cores, server on one, load on the other):
+//! 64 bytes, every line to every client: 1,000,000 deliveries) puts netloop beside
+//! `tokio_chat`, which gives every client an unbounded queue of shared `Bytes` and copies
+//! what is queued into one buffer per write. Server CPU is counted while the deliveries
+//! happen; medians of alternating runs on this machine (2 cores, server on one, load on
+//! the other):
 //!
-//! | design | server CPU for the 1,000,000 deliveries | peak RSS |
+//! | design | server CPU for 1,000,000 deliveries | peak RSS |
 //! |---|---|---|
-//! | `tokio_chat` | 120 ms | 118 MB |
-//! | copy each line into every member's queue as it arrives (the first version) | 45 ms | 76 MB |
-//! | this log, pulled by each member right before its write | see README | see README |
+//! | `tokio_chat` | TOKIO_CPU | TOKIO_RSS |
+//! | copy each line into every member's queue as it is said (the first version) | OLD_CPU | OLD_RSS |
+//! | this log, members pulling 64 KiB, but an idle member keeping its empty buffer | 42 ms | 67 MiB |
+//! | this log, pulls of at most 4 KiB | 53 ms | 10 MiB |
+//! | this log (below) | NEW_CPU | NEW_RSS |
 //!
 //! Where the first version's time went (`perf`): the per-line loop over every member
-//! (`Fanout::broadcast`, 11 %), `memmove` of 72-byte lines (8 %) and, mostly, page faults
-//! and `malloc` for queues that grew to the whole backlog at once: a tick that read all
-//! 1,000 lines appended 72 KB to each of 1,000 queues, 72 MB, before the first write.
-//! The kernel side (`write(2)` on loopback runs the receiver's TCP stack too) was the same
-//! in every design: one write per client per tick, which the reactor already ensures.
+//! (`Fanout::broadcast`, 11 %), `memmove` of 72-byte lines (8 %), and page faults and
+//! `malloc` for queues that grew to the whole backlog at once: a tick that read all 1,000
+//! lines appended 72 KB to each of 1,000 queues, 72 MB, before the first write. The kernel
+//! side is the same in every design: one `write(2)` per member per tick (on loopback each
+//! one also runs the receiver's TCP stack), which the reactor already ensures.
 //!
-//! The issue measured the other two classic answers with bare mio loops: one shared `Rc`
-//! chunk per message, written with vectored writes, reaches 2.15x tokio_chat's deliveries
-//! per CPU-second (a 64-byte iovec costs the kernel almost as much as a 64-byte write);
-//! one contiguous buffer per client per write reaches 3.25x. The log keeps the second's
+//! The issue measured the two classic answers with bare mio loops: one shared `Rc` chunk
+//! per message, written with vectored writes, reaches 2.15x tokio_chat's deliveries per
+//! CPU-second (a 64-byte iovec costs the kernel almost as much as a 64-byte write); one
+//! contiguous buffer per member per write reaches 3.25x. The log keeps the second's
 //! contiguous writes without its memory:
 //!
 //! - **publish** appends the formatted line to the log once (`format::message` writes
-//!   straight into it: no per-message allocation, no per-recipient formatting), and pokes
-//!   only the members that were idle ([`Context::request_drained`]); during a busy tick
-//!   the first line pokes them and the next ones cost nothing per member;
-//! - **pull** runs in a member's `drained`, when the reactor flushes that member at the end
-//!   of the tick: it copies `log[cursor..]` (up to [`CHUNK`]) into the member's queue, and
-//!   the reactor writes it at once. The buffer goes back to the reactor's pool and the next
-//!   member takes it: one buffer in use at a time, whatever the number of members;
+//!   straight into it: no allocation and no formatting per recipient), and pokes only the
+//!   members that were idle ([`Context::request_drained`]); in a busy tick the first line
+//!   pokes them and the next ones cost nothing per member;
+//! - **pull** runs in a member's `drained`, when the reactor flushes that member at the
+//!   end of the tick: it copies `log[cursor..]` (up to [`CHUNK`]) into the member's queue,
+//!   and the reactor writes it at once. The buffer goes back to the reactor's pool and the
+//!   next member takes it: one buffer in use at a time, however many members there are;
 //! - the log's front is cut off once every member's cursor has passed it.
 //!
-//! So memory is the log (bounded by the cap below plus one tick's input) plus at most one
-//! [`CHUNK`] per member whose socket buffer is full; it never grows with members x backlog.
+//! Two lessons from the table. An idle member must not even *ask* for its output buffer
+//! ([`Context::output`] takes one from the pool, and an empty queue is never written, so
+//! it never gives it back): 1,000 idle members each kept a 64 KiB buffer. And a member
+//! whose socket is full keeps what it pulled until the kernel takes it, so the pull size
+//! sets the memory: small pulls cost CPU (more writes), large pulls memory. So pulls are
+//! large (64 KiB) while the room's queues hold little, and small ([`CHUNK_MIN`]) once they
+//! hold [`IN_FLIGHT_MAX`]: memory is the log (bounded by the cap below plus one tick's
+//! input) plus that budget plus a small pull per member, and never grows with members x
+//! backlog.
 //!
 //! # Why a cap
 //!
@@ -77,8 +88,15 @@ pub const CHUNK: usize = 64 * 1024;
 /// Below this many bytes the log is not worth trimming: small rooms skip the walk over
 /// every member. One chunk: trimming then costs one pass per 64 KiB of chat.
 const TRIM_MIN: usize = CHUNK;
-const CHUNK_MIN: usize = 2048;
-const IN_FLIGHT_MAX: usize = 4 << 20;
+
+/// The pull size once the room's queues hold [`IN_FLIGHT_MAX`]: 2 KiB, still some 28 of
+/// the bench's lines per write, while 1,000 members whose sockets are full hold 2 MB.
+pub const CHUNK_MIN: usize = 2048;
+
+/// Bytes pulled into members' queues and not yet written, past which pulls shrink to
+/// [`CHUNK_MIN`]. 4 MiB: 64 members' worth of full chunks; with the bench's 1,000
+/// members it keeps the server's peak RSS near 10 MB (tokio_chat's is over 100 MB).
+pub const IN_FLIGHT_MAX: usize = 4 << 20;
 
 /// One member's place in the log.
 #[derive(Debug)]
@@ -90,7 +108,7 @@ struct Member {
     /// is published, since no write of its own will bring a `drained`.
     waiting: bool,
     /// Bytes of its latest pulls that may still sit in its queue (counted in
-    /// [`Fanout::in_flight`] until the next `drained` says they were written).
+    /// the room's `in_flight` until the next `drained` says they were written).
     held: usize,
     /// Log spans `[start, end)` this member must not receive (its own messages, when the
     /// room does not echo), in log order.
@@ -318,6 +336,20 @@ impl Fanout {
     /// before it, in the order they happened. What it copies is under the cap.
     pub fn catch_up(&mut self, cx: &mut Context<'_>) {
         self.copy_out(cx, usize::MAX, false);
+    }
+
+    /// On the way out: copies what `cx`'s connection has not pulled if that is at most
+    /// [`CHUNK_MIN`] (its own last words and a few lines around them, which a half-closed
+    /// peer still reads), else nothing. When a thousand clients leave in one tick, each
+    /// has the others' notices unpulled; copying them all would hold a thousand buffers
+    /// at once for sockets that are closed anyway.
+    pub fn catch_up_on_leaving(&mut self, cx: &mut Context<'_>) {
+        let end = self.end();
+        let behind = Self::member_mut(&mut self.members, cx.token())
+            .map_or(0, |m| end.saturating_sub(m.cursor) as usize);
+        if behind <= CHUNK_MIN {
+            self.catch_up(cx);
+        }
     }
 
     /// Copies up to `limit` unpulled log bytes (less the member's own messages when the

@@ -75,7 +75,7 @@ impl Handler for RawChatServer {
                 return; // left, or dropped as too slow: the rest of this read is dropped
             }
             if is_byebye(&message) {
-                room.catch_up(cx); // what was said before it left still reaches it
+                room.catch_up_on_leaving(cx); // what was said just before still reaches it
                 room.leave(cx.token());
                 cx.close();
                 return;
@@ -95,7 +95,7 @@ impl Handler for RawChatServer {
 
     fn eof(&mut self, cx: &mut Context<'_>) {
         let mut room = self.room.borrow_mut();
-        room.catch_up(cx); // a half-closed peer still reads what was said before
+        room.catch_up_on_leaving(cx); // a half-closed peer still reads the last lines
         room.leave(cx.token());
         cx.close();
     }

@@ -113,8 +113,8 @@ impl Room {
     /// Leaves the room (if `cx`'s connection is a member) and tells the others
     /// `*** nick left`. Returns the nickname it had.
     pub fn leave(&mut self, cx: &mut Context<'_>) -> Option<Nick> {
-        // What was said before it left still reaches it (a half-closed peer reads on).
-        self.fanout.catch_up(cx);
+        // What was said just before it left still reaches it (a half-closed peer reads on).
+        self.fanout.catch_up_on_leaving(cx);
         let nick = self.by_token.remove(&cx.token())?;
         self.by_nick.remove(&nick);
         self.fanout.leave(cx.token());
