@@ -12,7 +12,7 @@
 //!   to everyone else in a room made with `echo: false` (`chat_server --no-echo`);
 //!   notices (joined, left, renamed, dropped) always go to everyone: they are the room's
 //!   own lines, and the joiner's notice is how it learns its nickname was taken;
-//! - a member more than [`MAX_UNREAD`](super::fanout::MAX_UNREAD) bytes behind is cut off
+//! - a member more than [`MAX_UNREAD`] bytes behind is cut off
 //!   at once ([`Context::abort_other`]: its queue is freed now, not after a flush it would
 //!   never read), and everyone else sees `*** nick was disconnected: too slow`. The member
 //!   itself is not told: a line queued for a reader that does not read is never read.
