@@ -293,7 +293,14 @@ impl Fanout {
         for slot in &mut self.members {
             let Some(m) = slot else { continue };
             // Unpulled bytes from earlier ticks, plus what its queue still holds.
-            let queued = cx.queued_of(m.token).unwrap_or(0);
+            let Some(queued) = cx.queued_of(m.token) else {
+                // Gone without leaving (its handler did not call `leave`): it must not hold
+                // the log's front.
+                self.in_flight -= m.held;
+                *slot = None;
+                self.count -= 1;
+                continue;
+            };
             let behind = self.tick_start.saturating_sub(m.cursor) as usize + queued;
             if behind > self.max_unread {
                 self.in_flight -= m.held;
@@ -552,6 +559,60 @@ mod tests {
             r.room.borrow().log_len() <= line.len(),
             "only what a has not pulled"
         );
+    }
+
+    #[test]
+    fn pulls_shrink_once_the_rooms_queues_hold_the_in_flight_budget() {
+        let mut r = Room::new(MAX_UNREAD);
+        let sender = r.open(true);
+        // Enough members that full chunks for all would pass the budget.
+        let n = IN_FLIGHT_MAX / CHUNK + 8;
+        let members: Vec<Token> = (0..n).map(|_| r.open(true)).collect();
+        r.bed.data(sender, &vec![b'q'; 2 * CHUNK]);
+        // Nobody has read: the members flushed first got full chunks until the budget was
+        // used (the sender's own echo counts too), the rest small ones.
+        let sizes: Vec<usize> = members
+            .iter()
+            .map(|&t| r.bed.take_output(t).len())
+            .collect();
+        let full = sizes.iter().filter(|&&n| n == CHUNK).count();
+        assert!(
+            (1..=IN_FLIGHT_MAX / CHUNK).contains(&full),
+            "{full} full chunks"
+        );
+        assert_eq!(sizes.iter().filter(|&&n| n == CHUNK_MIN).count(), n - full);
+        let held: usize = sizes.iter().sum();
+        assert!(held <= IN_FLIGHT_MAX + n * CHUNK_MIN, "{held}");
+    }
+
+    #[test]
+    fn a_member_leaving_gets_the_last_few_lines_but_not_a_backlog() {
+        /// Never pulls (its `drained` does nothing); catches up as it leaves on any data.
+        struct Leaving(Rc<RefCell<Fanout>>);
+        impl Handler for Leaving {
+            fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
+                self.0.borrow_mut().catch_up_on_leaving(cx);
+            }
+        }
+        let mut r = Room::new(MAX_UNREAD);
+        let a = r.open(true);
+        let l = r.bed.open(Box::new(Leaving(r.room.clone())));
+        r.room.borrow_mut().join(l);
+        r.bed.data(a, b"hi\n");
+        r.bed.data(l, b"bye");
+        assert_eq!(
+            r.bed.take_output(l),
+            b"hi\n",
+            "a few bytes behind: handed over"
+        );
+        r.bed.data(a, &vec![b'v'; 3 * CHUNK_MIN]);
+        r.bed.data(l, b"bye");
+        assert_eq!(
+            r.bed.take_output(l),
+            b"",
+            "far behind: not copied on the way out"
+        );
+        assert_eq!(read_all(&mut r.bed, a).len(), 3 + 3 * CHUNK_MIN);
     }
 
     #[test]
