@@ -198,6 +198,10 @@ struct Run {
     phase_cpu_s: f64,
     /// Server CPU seconds for the whole run (connect, sync, send, disconnect).
     run_cpu_s: f64,
+    /// Of which before the measured phase (connects, nicknames, sync) and after it (the
+    /// clients leaving).
+    before_cpu_s: f64,
+    after_cpu_s: f64,
     peak_rss_mib: f64,
 }
 
@@ -279,13 +283,19 @@ fn measure(server: &Server, clients: usize) -> Option<Run> {
     let phase_cpu_s = (cpu_at(&samples, end + Duration::from_micros(500))
         - cpu_at(&samples, start - Duration::from_millis(2))) as f64
         / 1e9;
-    let run_cpu_s = (samples[samples.len() - 1].1 - samples[0].1) as f64 / 1e9;
+    let last = samples[samples.len() - 1].1;
+    let run_cpu_s = (last - samples[0].1) as f64 / 1e9;
+    let before_cpu_s =
+        (cpu_at(&samples, start - Duration::from_millis(2)) - samples[0].1) as f64 / 1e9;
+    let after_cpu_s = (last - cpu_at(&samples, end + Duration::from_micros(500))) as f64 / 1e9;
     Some(Run {
         deliveries,
         per_s,
         completion_s,
         phase_cpu_s,
         run_cpu_s,
+        before_cpu_s,
+        after_cpu_s,
         peak_rss_mib,
     })
 }
@@ -353,7 +363,7 @@ fn main() {
                 median(rs, |r| r.peak_rss_mib),
             ];
             println!(
-                "  {name:<12} {:>12.0} {:>9.1}ms {:>16.0}   {:>16.0} {:>8.1} MiB   (phase CPU {:.1} ms, run CPU {:.1} ms)",
+                "  {name:<12} {:>12.0} {:>9.1}ms {:>16.0}   {:>16.0} {:>8.1} MiB   (CPU: phase {:.1} ms; run {:.1} ms = {:.1} before + phase + {:.1} after)",
                 f[0],
                 f[1] * 1e3,
                 f[2],
@@ -361,6 +371,8 @@ fn main() {
                 f[4],
                 median(rs, |r| r.phase_cpu_s) * 1e3,
                 median(rs, |r| r.run_cpu_s) * 1e3,
+                median(rs, |r| r.before_cpu_s) * 1e3,
+                median(rs, |r| r.after_cpu_s) * 1e3,
             );
             figures.push(f);
         }
