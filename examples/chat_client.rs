@@ -3,7 +3,8 @@
 //! lesson needs a second thread to print while `input()` blocks).
 //!
 //! Run:  cargo run --example chat_client [-- --addr 127.0.0.1:12345] [--nick alice]
-//!       cargo run --example chat_client -- --raw      (the lesson's framing, port 12346)
+//!       cargo run --example chat_client -- --raw      (the lesson's framing: against
+//!                                                      `chat_server --framing raw`)
 //!       printf 'alice\nhello\n' | cargo run --example chat_client
 //! Poke: the server side is `cargo run --example chat_server`; `nc 127.0.0.1 12345` joins
 //!       the same room.
@@ -19,7 +20,8 @@ use std::process::ExitCode;
 /// Chats from the terminal (or from piped input) through one event loop.
 #[derive(Parser)]
 struct Args {
-    /// The chat server's address (default: 127.0.0.1:12345, or :12346 with --raw).
+    /// The chat server's address (default: 127.0.0.1:12345, where `chat_server` listens in
+    /// either framing; the `netloop` binary's raw room is on :12346).
     #[arg(long, value_parser = cli::parse_addr)]
     addr: Option<SocketAddr>,
     /// Speak the lesson's framing: `nickname: text` per send, no line endings.
@@ -33,14 +35,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    let (mode, port) = if args.raw {
-        (Mode::Raw, chat::DEFAULT_RAW_PORT)
-    } else {
-        (Mode::Lines, chat::DEFAULT_PORT)
-    };
+    let mode = if args.raw { Mode::Raw } else { Mode::Lines };
     let addr = args
         .addr
-        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, chat::DEFAULT_PORT)));
     let interactive = std::io::stdin().is_terminal();
     let client = ChatClient::new(mode, args.nick, interactive, Box::new(std::io::stdout()));
     let run = Reactor::new().and_then(|mut reactor| {

@@ -1,13 +1,18 @@
-//! The lesson's chat server (program 11), on one reactor thread: the line-mode chat and the
-//! lesson-framed one, side by side.
+//! The lesson's chat server (program 11), on one reactor thread.
 //!
-//! Run:   cargo run --example chat_server [-- --addr 127.0.0.1:12345 --raw-addr 127.0.0.1:12346]
-//! Poke:  nc 127.0.0.1 12345            (type a nickname, then chat; /who, /me, /nick, /quit)
+//! Run:   cargo run --release --example chat_server [-- --addr 127.0.0.1:12345]
+//!        cargo run --release --example chat_server -- --framing raw   (the lesson's own)
+//!        cargo run --release --example chat_server -- --no-echo       (not back to the sender)
+//! Poke:  nc 127.0.0.1 12345     (lines: a nickname, then chat; /who, /me, /nick, /quit)
 //!        cargo run --example chat_client
-//!        nc 127.0.0.1 12346            (the lesson's framing: every read is relayed as is)
+//!        With --framing raw: the lesson's Python client, unchanged, or
 //!        cargo run --example chat_client -- --raw
+//!
+//! `--framing lines` (the default) reads lines: TCP is a byte stream, and a line ending is
+//! the only boundary that survives it. `--framing raw` treats every read as one message,
+//! exactly as the lesson's server does with `recv(1024)`; the README says when that breaks.
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use netloop::cli;
 use netloop::reactor::Reactor;
 use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
@@ -16,16 +21,28 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-/// A chat room where every line reaches everyone, and the lesson's byte-relay chat.
+/// How a message is cut out of the byte stream.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Framing {
+    /// One line (LF or CRLF) is one message; nicknames and commands.
+    Lines,
+    /// One read is one message, relayed unchanged: the lesson's server.
+    Raw,
+}
+
+/// A chat room where every message reaches everyone.
 #[derive(Parser)]
 struct Args {
-    /// Address of the line-mode chat (port 0: any free port).
+    /// Address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:12345", value_parser = cli::parse_addr)]
     addr: SocketAddr,
-    /// Address of the lesson-framed chat (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:12346", value_parser = cli::parse_addr)]
-    raw_addr: SocketAddr,
-    /// Bytes a client may leave unread before it is dropped as too slow.
+    /// Lines (nicknames, commands, notices) or the lesson's raw reads.
+    #[arg(long, value_enum, default_value_t = Framing::Lines)]
+    framing: Framing,
+    /// Do not send a message back to its sender (the lesson does).
+    #[arg(long)]
+    no_echo: bool,
+    /// Bytes a client may fall behind before it is cut off as too slow.
     #[arg(long, default_value_t = chat::MAX_UNREAD)]
     max_unread: usize,
 }
@@ -40,19 +57,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let room = Rc::new(RefCell::new(Room::new(args.max_unread)));
-    match reactor.listen("chat", args.addr, ChatServer::factory(room)) {
-        Ok(addr) => cli::announce("chat", addr),
-        Err(e) => {
-            eprintln!("{}", cli::bind_error("chat", args.addr, &e));
-            return ExitCode::FAILURE;
+    let echo = !args.no_echo;
+    let (service, bound) = match args.framing {
+        Framing::Lines => {
+            let room = Rc::new(RefCell::new(Room::with_echo(args.max_unread, echo)));
+            (
+                "chat",
+                reactor.listen("chat", args.addr, ChatServer::factory(room)),
+            )
         }
-    }
-    let raw_room = Rc::new(RefCell::new(Fanout::new(args.max_unread)));
-    match reactor.listen("chat-raw", args.raw_addr, RawChatServer::factory(raw_room)) {
-        Ok(addr) => cli::announce("chat-raw", addr),
+        Framing::Raw => {
+            let room = Rc::new(RefCell::new(Fanout::new(args.max_unread)));
+            let factory = RawChatServer::factory(room, echo);
+            ("chat-raw", reactor.listen("chat-raw", args.addr, factory))
+        }
+    };
+    match bound {
+        Ok(addr) => cli::announce(service, addr),
         Err(e) => {
-            eprintln!("{}", cli::bind_error("chat-raw", args.raw_addr, &e));
+            eprintln!("{}", cli::bind_error(service, args.addr, &e));
             return ExitCode::FAILURE;
         }
     }

@@ -46,6 +46,8 @@ struct Args {
     #[arg(long, value_name = "PORT")]
     chat_port: Option<u16>,
     /// TCP port of the chat in the lesson's own framing, one read one message [default: 12346].
+    /// This binary runs every lesson at once, so both framings get a room and a port; the
+    /// `chat_server` example serves one of them (`--framing raw|lines`) on 12345.
     #[arg(long, value_name = "PORT")]
     chat_raw_port: Option<u16>,
     /// TCP port of the file service, in request mode (lesson programs 04/05) [default: 5566].
@@ -164,7 +166,7 @@ fn main() -> ExitCode {
         args.port(args.chat_raw_port, chat::DEFAULT_RAW_PORT),
     );
     let raw_room = Rc::new(RefCell::new(Fanout::new(chat::MAX_UNREAD)));
-    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room)) {
+    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room, true)) {
         Ok(addr) => {
             cli::announce("chat-raw", addr);
             listed.push(app::Listed {

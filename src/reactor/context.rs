@@ -110,6 +110,19 @@ impl<'a> Context<'a> {
         self.core.get(token).map(|e| e.out.len())
     }
 
+    /// Asks the reactor to call `token`'s [`drained`](super::Handler::drained) when it
+    /// flushes that connection at the end of this tick, even if its queue is empty then;
+    /// nothing happens if it is gone or closing.
+    ///
+    /// This is how a fan-out *pulls* instead of pushing: the sender appends a message once
+    /// to a log shared by the room and pokes the members that were idle; each member copies
+    /// what it has not seen into its own queue right before its own write, so one buffer
+    /// at a time is in use however many members there are, and every message that arrived
+    /// in the tick leaves in that one write.
+    pub fn request_drained(&mut self, token: Token) {
+        self.core.request_drained(token);
+    }
+
     /// Closes this connection once its queued output is flushed. Reading stops now.
     pub fn close(&mut self) {
         self.core.close(self.me);

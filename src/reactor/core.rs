@@ -178,6 +178,16 @@ impl Core {
         }
     }
 
+    /// Asks for `token`'s `drained` to run in this tick's flush even if its queue is empty
+    /// (see [`Context::request_drained`]).
+    pub(crate) fn request_drained(&mut self, token: Token) {
+        let Some(e) = self.get_mut(token) else { return };
+        if e.state == State::Open {
+            e.drain_requested = true;
+            self.mark_dirty(token);
+        }
+    }
+
     /// Queues a datagram on a UDP entry (bounded by [`UDP_BACKLOG_MAX`]); the queue goes
     /// out in batches when the entry is settled at the end of the tick.
     pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) {
@@ -213,6 +223,11 @@ impl Core {
             return;
         }
         let mut written = 0;
+        // Asked for with `Context::request_drained`: `drained` runs even if nothing was
+        // queued (a fan-out member pulls its next bytes right before its own write).
+        let mut requested = self
+            .get_mut(token)
+            .is_some_and(|e| std::mem::take(&mut e.drain_requested));
         loop {
             let Some(e) = entry_mut(&mut self.entries, token) else {
                 return;
@@ -236,8 +251,10 @@ impl Core {
                         .arm(&mut e.timers, token, Kind::Idle, self.now + idle);
                 }
             }
-            // The queue just emptied: a streaming handler refills it here.
-            let refill = before > 0 && e.out.is_empty() && e.state == State::Open;
+            // The queue just emptied (or was empty and a pull was asked for): a streaming
+            // handler refills it here.
+            let refill = (before > 0 || requested) && e.out.is_empty() && e.state == State::Open;
+            requested = false;
             if !refill {
                 break;
             }

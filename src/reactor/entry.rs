@@ -165,6 +165,8 @@ pub(crate) struct Entry {
     pub in_ready: bool,
     /// Drop at the next settle, output and all.
     pub aborted: bool,
+    /// Call the handler's `drained` at the next settle even if the queue was empty.
+    pub drain_requested: bool,
     pub idle_timeout: Option<Duration>,
     /// Counts against `Config::max_connections` (TCP connections do).
     pub counted: bool,
@@ -186,6 +188,7 @@ impl Entry {
             dirty: false,
             in_ready: false,
             aborted: false,
+            drain_requested: false,
             idle_timeout: None,
             counted: false,
         }

@@ -49,8 +49,10 @@ pub trait Handler {
         cx.close();
     }
 
-    /// The output queue has been written to the kernel completely. A handler that streams
-    /// (a large file) writes its next chunk here, so memory stays bounded by one chunk.
+    /// The output queue has been written to the kernel completely (or it is empty and
+    /// [`Context::request_drained`] asked for this call). A handler that streams (a large
+    /// file, a chat room's log) writes its next chunk here, so memory stays bounded by one
+    /// chunk.
     fn drained(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
     }

@@ -115,7 +115,9 @@ impl TestBed {
         self.core.now
     }
 
-    /// Takes everything written to `token` so far (as if the peer read it).
+    /// Takes everything written to `token` so far (as if the peer read it). As in the
+    /// reactor, a queue that this empties brings a `drained` call, so a handler that
+    /// streams queues its next chunk.
     pub fn take_output(&mut self, token: Token) -> Vec<u8> {
         let Some(e) = super::core::entry_mut(&mut self.core.entries, token) else {
             return Vec::new();
@@ -123,6 +125,9 @@ impl TestBed {
         let out = e.out.pending().to_vec();
         let n = out.len();
         e.out.consume(n, &mut self.core.pool);
+        if n > 0 {
+            e.drain_requested = true;
+        }
         self.core.mark_dirty(token);
         self.settle();
         out
@@ -159,6 +164,40 @@ mod tests {
             cx.write(format!("timer {}", id.0).as_bytes());
             cx.close();
         }
+    }
+
+    /// Streams a shared source one byte per `drained`: a pull, not a push.
+    struct Puller(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl Handler for Puller {
+        fn drained(&mut self, cx: &mut Context<'_>) {
+            let mut source = self.0.borrow_mut();
+            if !source.is_empty() {
+                let b = source.remove(0);
+                cx.write(&[b]);
+            }
+        }
+    }
+
+    #[test]
+    fn request_drained_calls_drained_on_an_empty_queue_and_taking_output_calls_it_again() {
+        let mut bed = TestBed::new();
+        let source = std::rc::Rc::new(std::cell::RefCell::new(b"ab".to_vec()));
+        let t = bed.open(Box::new(Puller(source.clone())));
+        assert!(bed.take_output(t).is_empty(), "nothing asked for yet");
+        // Another connection pokes `t` (here: a handler on a second connection).
+        struct Poke(Token);
+        impl Handler for Poke {
+            fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
+                cx.request_drained(self.0);
+            }
+        }
+        let p = bed.open(Box::new(Poke(t)));
+        bed.data(p, b"go");
+        assert_eq!(bed.take_output(t), b"a");
+        // The peer took "a": the queue emptied, so the handler was asked for more.
+        assert_eq!(bed.take_output(t), b"b");
+        assert_eq!(bed.take_output(t), b"");
+        assert!(source.borrow().is_empty());
     }
 
     #[test]

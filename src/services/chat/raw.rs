@@ -16,8 +16,10 @@
 //! No nicknames (the lesson's client writes `nickname: text` itself), no greeting, no line
 //! endings. It works while each `send` arrives as its own read, which a person typing
 //! slowly ensures and a script does not: see [`RawFramer`]. Unlike the lesson, a client that
-//! stops reading is dropped once it is [`MAX_UNREAD`](super::fanout::MAX_UNREAD) behind,
-//! instead of blocking the sender's thread in `send` forever.
+//! stops reading is cut off once it is [`MAX_UNREAD`](super::fanout::MAX_UNREAD) behind,
+//! instead of blocking the sender's thread in `send` forever; nobody is told, since the
+//! lesson's framing has no room for a line from the server. The fan-out is the same log as
+//! the line chat's ([`Fanout`]), and `--no-echo` works here too.
 
 use super::fanout::Fanout;
 use crate::reactor::{CloseReason, Context, Handler};
@@ -31,20 +33,31 @@ use std::rc::Rc;
 pub struct RawChatServer {
     room: Rc<RefCell<Fanout>>,
     framer: RawFramer,
+    /// Whether a message goes back to its sender too (the lesson's way).
+    echo: bool,
 }
 
 impl RawChatServer {
-    /// A connection to `room`.
+    /// A connection to `room`, where messages go back to their sender too.
     pub fn new(room: Rc<RefCell<Fanout>>) -> RawChatServer {
+        RawChatServer::with_echo(room, true)
+    }
+
+    /// A connection to `room`; `echo: false` keeps its messages from coming back to it.
+    pub fn with_echo(room: Rc<RefCell<Fanout>>, echo: bool) -> RawChatServer {
         RawChatServer {
             room,
             framer: RawFramer::new(),
+            echo,
         }
     }
 
     /// The factory to pass to [`Reactor::listen`](crate::reactor::Reactor::listen).
-    pub fn factory(room: Rc<RefCell<Fanout>>) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
-        move |_peer| Box::new(RawChatServer::new(room.clone()))
+    pub fn factory(
+        room: Rc<RefCell<Fanout>>,
+        echo: bool,
+    ) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
+        move |_peer| Box::new(RawChatServer::with_echo(room.clone(), echo))
     }
 }
 
@@ -58,23 +71,32 @@ impl Handler for RawChatServer {
         self.framer.handle_bytes(bytes);
         let mut room = self.room.borrow_mut();
         while let Some(message) = self.framer.poll_event() {
-            if cx.output().is_none() {
-                return; // closing: the rest of this read is dropped
+            if !room.contains(cx.token()) {
+                return; // left, or dropped as too slow: the rest of this read is dropped
             }
             if is_byebye(&message) {
+                room.catch_up_on_leaving(cx); // what was said just before still reaches it
                 room.leave(cx.token());
                 cx.close();
                 return;
             }
-            for slow in room.broadcast(cx, &message) {
-                log::info!("chat-raw: {slow} dropped: more than the cap queued, unread");
-                cx.close_other(slow);
+            let exclude = (!self.echo).then(|| cx.token());
+            let slow = room.publish(cx, exclude, |log| log.extend_from_slice(&message));
+            for slow in slow {
+                log::info!("chat-raw: {slow} dropped: more than the cap behind, unread");
+                cx.abort_other(slow);
             }
         }
     }
 
+    fn drained(&mut self, cx: &mut Context<'_>) {
+        self.room.borrow_mut().pull(cx);
+    }
+
     fn eof(&mut self, cx: &mut Context<'_>) {
-        self.room.borrow_mut().leave(cx.token());
+        let mut room = self.room.borrow_mut();
+        room.catch_up_on_leaving(cx); // a half-closed peer still reads the last lines
+        room.leave(cx.token());
         cx.close();
     }
 
@@ -86,7 +108,20 @@ impl Handler for RawChatServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reactor::Token;
     use crate::reactor::testing::TestBed;
+
+    /// Everything the peer would read now (pulls from the log continue on `drained`).
+    fn read_all(bed: &mut TestBed, t: Token) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let got = bed.take_output(t);
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
 
     #[test]
     fn every_read_goes_to_everyone_unchanged_and_byebye_leaves_silently() {
@@ -94,15 +129,15 @@ mod tests {
         let room = Rc::new(RefCell::new(Fanout::default()));
         let a = bed.open(Box::new(RawChatServer::new(room.clone())));
         let b = bed.open(Box::new(RawChatServer::new(room.clone())));
-        assert_eq!(bed.take_output(a), b"", "no greeting");
+        assert_eq!(read_all(&mut bed, a), b"", "no greeting");
         bed.data(a, "alice: привет".as_bytes());
         bed.data(b, b"bob: hi\xff");
         let both = ["alice: привет".as_bytes(), b"bob: hi\xff"].concat();
-        assert_eq!(bed.take_output(a), both);
-        assert_eq!(bed.take_output(b), both);
+        assert_eq!(read_all(&mut bed, a), both);
+        assert_eq!(read_all(&mut bed, b), both);
         bed.data(b, b"byebye");
         assert!(bed.is_closing(b));
-        assert_eq!(bed.take_output(a), b"", "the lesson tells no one");
+        assert_eq!(read_all(&mut bed, a), b"", "the lesson tells no one");
         assert_eq!(room.borrow().len(), 1);
         // From nc, byebye comes with a newline; that leaves too.
         let c = bed.open(Box::new(RawChatServer::new(room.clone())));
@@ -118,7 +153,7 @@ mod tests {
         let a = bed.open(Box::new(RawChatServer::new(room.clone())));
         let big = vec![b'z'; 2500];
         bed.data(a, &big);
-        assert_eq!(bed.take_output(a), big, "every byte, in order");
+        assert_eq!(read_all(&mut bed, a), big, "every byte, in order");
         assert_eq!(room.borrow().messages, 3, "1024 + 1024 + 452");
         bed.eof(a);
         assert!(room.borrow().is_empty());

@@ -8,12 +8,19 @@
 //! - a connection is a member once its nickname is accepted, and stops being one when it
 //!   leaves (`/quit`, `byebye`, EOF, reset) or is dropped as too slow;
 //! - a nickname is taken if another member holds it, compared case-insensitively;
-//! - messages, actions and notices go to every member, the sender included;
-//! - a member more than [`MAX_UNREAD`](super::fanout::MAX_UNREAD) bytes behind is dropped,
-//!   told why at the end of what it has queued, and everyone else sees
-//!   `*** nick was disconnected: too slow`.
+//! - messages and actions go to every member, the sender included as in the lesson, or
+//!   to everyone else in a room made with `echo: false` (`chat_server --no-echo`);
+//!   notices (joined, left, renamed, dropped) always go to everyone: they are the room's
+//!   own lines, and the joiner's notice is how it learns its nickname was taken;
+//! - a member more than [`MAX_UNREAD`] bytes behind is cut off
+//!   at once ([`Context::abort_other`]: its queue is freed now, not after a flush it would
+//!   never read), and everyone else sees `*** nick was disconnected: too slow`. The member
+//!   itself is not told: a line queued for a reader that does not read is never read.
+//!
+//! Every line is formatted once, straight into the fan-out's log, whatever the number of
+//! members; each member copies it out when its own write comes (see [`super::fanout`]).
 
-use super::fanout::Fanout;
+use super::fanout::{Fanout, MAX_UNREAD};
 use crate::reactor::{Context, Token};
 use netloop_protocols::chat::{Nick, format};
 use std::collections::{BTreeMap, HashMap};
@@ -26,23 +33,37 @@ pub enum JoinError {
 }
 
 /// The members of one chat room.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Room {
     fanout: Fanout,
+    /// Whether a member's messages go back to it too (the lesson's way).
+    echo: bool,
     /// Nickname to member: uniqueness, and `/who` sorted case-insensitively.
     by_nick: BTreeMap<Nick, Token>,
     /// Member to nickname: for the notice when a member is dropped.
     by_token: HashMap<Token, Nick>,
-    /// A scratch buffer: each line is formatted once, then copied to every member.
-    line: Vec<u8>,
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Room::new(MAX_UNREAD)
+    }
 }
 
 impl Room {
-    /// An empty room whose members may fall `max_unread` bytes behind.
+    /// An empty room whose members may fall `max_unread` bytes behind; messages go back
+    /// to their sender too.
     pub fn new(max_unread: usize) -> Room {
+        Room::with_echo(max_unread, true)
+    }
+
+    /// An empty room; `echo: false` keeps a member's messages from coming back to it.
+    pub fn with_echo(max_unread: usize, echo: bool) -> Room {
         Room {
             fanout: Fanout::new(max_unread),
-            ..Room::default()
+            echo,
+            by_nick: BTreeMap::new(),
+            by_token: HashMap::new(),
         }
     }
 
@@ -56,7 +77,7 @@ impl Room {
         self.by_token.is_empty()
     }
 
-    /// The fan-out's counters (messages, deliveries, members dropped as too slow).
+    /// The fan-out's counters (messages, bytes pulled, members dropped as too slow).
     pub fn fanout(&self) -> &Fanout {
         &self.fanout
     }
@@ -74,30 +95,30 @@ impl Room {
         if self.by_nick.get(&nick).is_some_and(|&holder| holder != me) {
             return Err(JoinError::Taken(nick));
         }
-        self.line.clear();
         match self.by_token.remove(&me) {
             Some(old) => {
                 self.by_nick.remove(&old);
-                format::renamed(&old, &nick, &mut self.line);
+                self.publish(cx, None, |log| format::renamed(&old, &nick, log));
             }
             None => {
                 self.fanout.join(me);
-                format::joined(&nick, &mut self.line);
+                self.publish(cx, None, |log| format::joined(&nick, log));
             }
         }
         self.by_nick.insert(nick.clone(), me);
         self.by_token.insert(me, nick);
-        self.send_line(cx);
         Ok(())
     }
 
     /// Leaves the room (if `cx`'s connection is a member) and tells the others
     /// `*** nick left`. Returns the nickname it had.
     pub fn leave(&mut self, cx: &mut Context<'_>) -> Option<Nick> {
-        let nick = self.remove(cx.token())?;
-        self.line.clear();
-        format::left(&nick, &mut self.line);
-        self.send_line(cx);
+        // What was said just before it left still reaches it (a half-closed peer reads on).
+        self.fanout.catch_up_on_leaving(cx);
+        let nick = self.by_token.remove(&cx.token())?;
+        self.by_nick.remove(&nick);
+        self.fanout.leave(cx.token());
+        self.publish(cx, None, |log| format::left(&nick, log));
         Some(nick)
     }
 
@@ -107,9 +128,11 @@ impl Room {
         let Some(nick) = self.by_token.get(&cx.token()) else {
             return false;
         };
-        self.line.clear();
-        format::message(nick, text, &mut self.line);
-        self.send_line(cx);
+        let exclude = (!self.echo).then(|| cx.token());
+        let slow = self
+            .fanout
+            .publish(cx, exclude, |log| format::message(nick, text, log));
+        self.drop_slow(cx, slow);
         true
     }
 
@@ -118,46 +141,60 @@ impl Room {
         let Some(nick) = self.by_token.get(&cx.token()) else {
             return false;
         };
-        self.line.clear();
-        format::action(nick, action, &mut self.line);
-        self.send_line(cx);
+        let exclude = (!self.echo).then(|| cx.token());
+        let slow = self
+            .fanout
+            .publish(cx, exclude, |log| format::action(nick, action, log));
+        self.drop_slow(cx, slow);
         true
     }
 
     /// `*** here: ...` to the asking connection only.
-    pub fn who(&self, cx: &mut Context<'_>) {
-        if let Some(out) = cx.output() {
+    pub fn who(&mut self, cx: &mut Context<'_>) {
+        if let Some(out) = self.reply(cx) {
             format::who(self.by_nick.keys(), out);
         }
     }
 
-    fn remove(&mut self, token: Token) -> Option<Nick> {
-        let nick = self.by_token.remove(&token)?;
-        self.by_nick.remove(&nick);
-        self.fanout.leave(token);
-        Some(nick)
+    /// `cx`'s own output buffer, for a line to it alone, after every room line published
+    /// before it (so a reply never overtakes the lines it answers); `None` once closing.
+    pub fn reply<'c>(&mut self, cx: &'c mut Context<'_>) -> Option<&'c mut Vec<u8>> {
+        self.fanout.catch_up(cx);
+        cx.output()
     }
 
-    /// Broadcasts `self.line`; then, for every member found too far behind, removes it,
-    /// appends the reason to its own queue, closes it, and tells the rest (which may find
-    /// more: the loop ends because every round removes at least one member).
-    fn send_line(&mut self, cx: &mut Context<'_>) {
-        let mut slow = self.fanout.broadcast(cx, &self.line);
-        while !slow.is_empty() {
-            self.line.clear();
-            for token in slow {
-                if let Some(nick) = self.by_token.remove(&token) {
-                    self.by_nick.remove(&nick);
-                    let start = self.line.len();
-                    format::disconnected(&nick, "too slow", &mut self.line);
-                    let notice = self.line[start..].to_vec();
-                    log::info!("chat: {nick} dropped: more than the cap queued, unread");
-                    // Past the cap already; one more line tells the reader why it ends.
-                    cx.write_to(token, &notice);
-                    cx.close_other(token);
-                }
+    /// Copies the next bytes of the room's log into `cx`'s queue: call it from the
+    /// connection's `drained`.
+    pub fn pull(&mut self, cx: &mut Context<'_>) {
+        self.fanout.pull(cx);
+    }
+
+    /// Publishes one line to everyone (but `exclude`), then handles the members the
+    /// fan-out found too far behind.
+    fn publish(
+        &mut self,
+        cx: &mut Context<'_>,
+        exclude: Option<Token>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let slow = self.fanout.publish(cx, exclude, write);
+        self.drop_slow(cx, slow);
+    }
+
+    /// Cuts off every member in `slow` (already out of the fan-out) at once, releasing
+    /// its queue, and tells the rest. (The check runs once per tick, so the notices do not
+    /// find more; the worklist is there all the same.)
+    fn drop_slow(&mut self, cx: &mut Context<'_>, mut slow: Vec<Token>) {
+        while let Some(token) = slow.pop() {
+            cx.abort_other(token);
+            if let Some(nick) = self.by_token.remove(&token) {
+                self.by_nick.remove(&nick);
+                log::info!("chat: {nick} dropped: more than the cap behind, unread");
+                let more = self
+                    .fanout
+                    .publish(cx, None, |log| format::disconnected(&nick, "too slow", log));
+                slow.extend(more);
             }
-            slow = self.fanout.broadcast(cx, &self.line);
         }
     }
 }
