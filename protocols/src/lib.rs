@@ -3,7 +3,7 @@
 //! Nothing in this crate opens a socket, spawns a thread or reads the clock: bytes go in
 //! through `handle_*` methods, events and bytes come out through `poll_*` methods, and time
 //! arrives as an argument. Every protocol here is tested with plain byte slices, fed whole,
-//! one byte at a time, and at every split (see [`testing`]).
+//! one byte at a time, and at every split (see `testing.rs`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

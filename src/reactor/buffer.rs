@@ -36,6 +36,12 @@ impl OutQueue {
         self.len() == 0
     }
 
+    /// The buffer's allocation (0 when it holds none).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The unwritten bytes, for `write(2)`.
     pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..]

@@ -270,6 +270,13 @@ impl Core {
             }
         }
 
+        // A buffer taken by `Context::output()` but never written to goes back to the pool:
+        // an idle connection holds none.
+        if let Some(e) = entry_mut(&mut self.entries, token) {
+            if e.out.is_empty() {
+                e.out.clear(&mut self.pool);
+            }
+        }
         let high = self.config.high_water;
         let low = self.config.low_water;
         let linger = self.config.linger;

@@ -213,3 +213,27 @@ mod tests {
         assert!(bed.is_closed(t));
     }
 }
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+    use crate::reactor::Context;
+
+    /// Asks for its output buffer and writes nothing.
+    struct Peek;
+    impl Handler for Peek {
+        fn data(&mut self, cx: &mut Context<'_>, _bytes: &[u8]) {
+            let _ = cx.output();
+        }
+    }
+
+    #[test]
+    fn an_output_buffer_taken_but_not_written_goes_back_to_the_pool() {
+        let mut bed = TestBed::new();
+        let t = bed.open(Box::new(Peek));
+        bed.data(t, b"x");
+        let e = bed.core.get(t).expect("open");
+        assert!(e.out.is_empty());
+        assert_eq!(e.out.capacity(), 0, "an idle connection holds no buffer");
+    }
+}

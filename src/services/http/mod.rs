@@ -8,7 +8,7 @@
 //!
 //! - `netloop_protocols::http`: the HTTP/1.1 state machine (framing, limits, smuggling
 //!   rules). No sockets.
-//! - [`conn`]: one connection's [`Handler`](crate::reactor::Handler): bytes to the state
+//! - [`conn`]: one connection's `Handler`: bytes to the state
 //!   machine, requests to the router, responses to the output queue, files streamed as the
 //!   socket drains, the header timeout.
 //! - [`router`]: [`Request`], [`Response`], [`Router`].
