@@ -491,20 +491,28 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
     }
 }
 
+/// Runs `f` with the entry's event source, if it has one epoll can watch (a detached
+/// entry has none, and neither has stdin that epoll refused).
+fn with_source(
+    io: &mut Io,
+    f: impl FnOnce(&mut dyn mio::event::Source) -> io::Result<()>,
+) -> io::Result<()> {
+    match io {
+        Io::Listener(l) => f(&mut l.sock),
+        Io::Stream(s) => f(s),
+        Io::Udp(u) => f(&mut u.sock),
+        Io::Stdin(s) if s.pollable => f(&mut mio::unix::SourceFd(&0)),
+        Io::Stdin(_) | Io::Detached => Ok(()),
+    }
+}
+
 pub(crate) fn register(
     registry: &Registry,
     io: &mut Io,
     token: Token,
     interest: Interest,
 ) -> io::Result<()> {
-    let t = token.to_mio();
-    match io {
-        Io::Listener(l) => registry.register(&mut l.sock, t, interest),
-        Io::Stream(s) => registry.register(s, t, interest),
-        Io::Udp(u) => registry.register(&mut u.sock, t, interest),
-        Io::Stdin(_) => registry.register(&mut mio::unix::SourceFd(&0), t, interest),
-        Io::Detached => Ok(()),
-    }
+    with_source(io, |src| registry.register(src, token.to_mio(), interest))
 }
 
 fn reregister(
@@ -513,14 +521,5 @@ fn reregister(
     token: Token,
     interest: Interest,
 ) -> io::Result<()> {
-    let t = token.to_mio();
-    match io {
-        Io::Listener(l) => registry.reregister(&mut l.sock, t, interest),
-        Io::Stream(s) => registry.reregister(s, t, interest),
-        Io::Udp(u) => registry.reregister(&mut u.sock, t, interest),
-        Io::Stdin(s) if s.pollable => {
-            registry.reregister(&mut mio::unix::SourceFd(&0), t, interest)
-        }
-        Io::Stdin(_) | Io::Detached => Ok(()),
-    }
+    with_source(io, |src| registry.reregister(src, token.to_mio(), interest))
 }
