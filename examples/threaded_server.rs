@@ -157,7 +157,9 @@ fn parse_flag(args: &[String], flag: &str, default: &str) -> Result<SocketAddr, 
     value.parse().map_err(|e| format!("{flag} {value}: {e}"))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Public so that `benches/loadgen.rs` can run this file as its baseline server (it
+/// includes it with `#[path]` and re-executes itself: cargo bench does not build examples).
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let http = TcpListener::bind(parse_flag(&args, "--http", "127.0.0.1:8000")?)?;
     let time = TcpListener::bind(parse_flag(&args, "--time", "127.0.0.1:6789")?)?;
