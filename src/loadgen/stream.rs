@@ -298,7 +298,7 @@ impl Handler for Conn {
 
     fn closed(&mut self, cx: &mut Context<'_>, reason: &CloseReason) {
         let mut run = self.run.borrow_mut();
-        run.live -= 1;
+        run.live = run.live.saturating_sub(1);
         match reason {
             CloseReason::ConnectFailed(e) => {
                 log::debug!("{SERVICE}: connect to {}: {e}", run.target);
@@ -378,6 +378,29 @@ impl Handler for Clock {
     }
 }
 
+/// The state a run's connections share, for a run that starts at `start`.
+fn shared(plan: &Plan, start: Instant, factory: DriverFactory) -> Shared {
+    Rc::new(RefCell::new(Run {
+        target: plan.target,
+        depth: plan.depth,
+        timeout: plan.timeout,
+        deadline: start + plan.duration,
+        // Each connection carries 1/N of the rate.
+        interval: plan
+            .rate
+            .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate)),
+        factory,
+        latency: new_histogram(),
+        requests: 0,
+        in_window: 0,
+        errors: Errors::default(),
+        unsent: 0,
+        connections: 0,
+        live: 0,
+        clock: None,
+    }))
+}
+
 /// Runs `plan` with a fresh driver from `factory` per connection; see [`super::run`].
 pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadError> {
     plan.check()?;
@@ -388,25 +411,7 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
     let mut reactor = Reactor::with_config(Config::default())?;
     let start = Instant::now();
     let deadline = start + plan.duration;
-    let interval = plan
-        .rate
-        .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate));
-    let run = Rc::new(RefCell::new(Run {
-        target: plan.target,
-        depth: plan.depth,
-        timeout: plan.timeout,
-        deadline,
-        interval,
-        factory,
-        latency: new_histogram(),
-        requests: 0,
-        in_window: 0,
-        errors: Errors::default(),
-        unsent: 0,
-        connections: 0,
-        live: 0,
-        clock: None,
-    }));
+    let run = shared(plan, start, factory);
     // The clock lives on loopback whatever the target: it only holds a timer.
     let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
     let hard_stop = deadline + plan.timeout + HARD_STOP_SLACK;
@@ -421,6 +426,7 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
     for i in 0..plan.connections {
         // Open loop: connection i's first request is due i/N of an interval in, so the
         // connections' schedules interleave into one even stream at the plan's rate.
+        let interval = run.borrow().interval;
         let first_due = interval.map(|iv| start + iv.mul_f64(i as f64 / plan.connections as f64));
         let conn = Conn::new(run.clone(), start, first_due);
         let mut r = run.borrow_mut();
@@ -457,3 +463,81 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
 /// How long past deadline + timeout the clock waits before cutting the run off: one more
 /// second for connections that are closing to finish.
 const HARD_STOP_SLACK: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::HttpGet;
+    use crate::reactor::testing::TestBed;
+
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    fn requests_in(bytes: &[u8]) -> usize {
+        bytes.windows(4).filter(|w| w == b"GET ").count()
+    }
+
+    #[test]
+    fn open_loop_charges_a_stall_to_every_request_due_during_it() {
+        let mut bed = TestBed::new();
+        let t0 = bed.now();
+        let target = SocketAddr::from(([127, 0, 0, 1], 9));
+        // One connection, one request in flight, 100 requests/s: one due every 10 ms.
+        let plan = Plan::open_loop(target, 1, 1, 100.0, Duration::from_secs(1));
+        let run = shared(&plan, t0, Box::new(|| Box::new(HttpGet::new("t", "/"))));
+        let conn = bed.open(Box::new(Conn::new(run.clone(), t0, Some(t0))));
+        assert_eq!(
+            requests_in(&bed.take_output(conn)),
+            1,
+            "the first is due at once"
+        );
+
+        // The server stalls for 100 ms. Ten more requests fall due; with one in flight
+        // they wait in the backlog, each keeping the time it was due.
+        bed.advance(Duration::from_millis(100));
+        assert_eq!(requests_in(&bed.take_output(conn)), 0);
+
+        // Then it answers everything at once (each answer lets the next request out).
+        for _ in 0..11 {
+            bed.data(conn, RESPONSE);
+        }
+        let r = run.borrow();
+        assert_eq!(r.requests, 11);
+        // The first waited the whole stall; the one due as the stall ended, nothing; the
+        // median request about half of it. A closed loop would have recorded one request
+        // of 100 ms and none of the others.
+        let ms = |q: f64| r.latency.value_at_quantile(q) as f64 / 1000.0;
+        assert!((99.0..=101.0).contains(&ms(1.0)), "max {}", ms(1.0));
+        assert!(ms(0.0) < 1.0, "min {}", ms(0.0));
+        assert!((40.0..=60.0).contains(&ms(0.5)), "p50 {}", ms(0.5));
+        assert_eq!(r.errors.total(), 0);
+    }
+
+    #[test]
+    fn a_timed_out_request_is_counted_and_its_connection_dropped() {
+        let mut bed = TestBed::new();
+        let t0 = bed.now();
+        let target = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut plan = Plan::closed_loop(target, 1, 4, Duration::from_secs(1));
+        plan.timeout = Duration::from_millis(200);
+        let run = shared(&plan, t0, Box::new(|| Box::new(HttpGet::new("t", "/"))));
+        let conn = bed.open(Box::new(Conn::new(run.clone(), t0, None)));
+        run.borrow_mut().live = 1;
+        assert_eq!(
+            requests_in(&bed.take_output(conn)),
+            4,
+            "the pipeline is filled"
+        );
+        bed.data(conn, RESPONSE);
+        bed.advance(Duration::from_millis(300));
+        assert!(bed.is_closed(conn));
+        let r = run.borrow();
+        assert_eq!(
+            (r.requests, r.errors.timeout),
+            (1, 4),
+            "three in flight and the refill"
+        );
+        // Before the deadline a dropped connection is replaced (here: a connect that the
+        // test bed never completes).
+        assert_eq!((r.connections, r.live), (1, 1));
+    }
+}
