@@ -12,7 +12,8 @@
 //!
 //! - requests (or, for the time service, connections) per second;
 //! - latency p50 / p99 / p99.9 in µs, from the generator's HDR histogram (closed loop);
-//! - errors, summed over the runs (connect failures, resets, bad responses, timeouts);
+//! - errors, summed over the runs (connect failures, resets, bad responses, timeouts, and
+//!   in open loop requests that fell due but were never sent);
 //! - the server's CPU share of the run (user + system time / wall time; 100% is one core);
 //! - the server's peak RSS;
 //! - netloop's figure over the baseline's, and the same per server-CPU-second: with one
@@ -20,10 +21,14 @@
 //!   requests per CPU-second separates the servers.
 //!
 //! Scenarios: HTTP `GET /hello` keep-alive (depth 1) and pipelined (depth 16) at each
-//! connection count, and the time service (connect, read to EOF, close) at `TIME_CONNS`.
+//! connection count, the time service (connect, read to EOF, close) at `TIME_CONNS`, and
+//! HTTP in open loop at each of `RATES` requests/s over `OPEN_CONNS` connections: a rate
+//! both servers can sustain, so that the latency figures compare the servers at the same
+//! load (closed-loop latencies compare them at different loads, each at its own maximum).
 //!
 //! Env: `RUNS` (2), `DURATION` seconds per run (3), `CONNS` ("10 100 1000"), `DEPTHS`
-//! ("1 16"), `TIME_CONNS` ("10"; empty to skip). Writes `target/netloop-bench/loadgen.json`
+//! ("1 16"), `TIME_CONNS` ("10"), `RATES` ("50000"), `OPEN_CONNS` ("100"); an empty list
+//! skips its scenarios. Writes `target/netloop-bench/loadgen.json`
 //! and the picture `target/netloop-bench/loadgen.svg` (requests/s and p99 against
 //! connections, both servers).
 
@@ -60,6 +65,9 @@ enum Kind {
     Http(usize),
     /// Time service: one connection per request.
     Time,
+    /// HTTP GET /hello in open loop at this many requests/s (16 in flight at most per
+    /// connection; latency from each request's scheduled time).
+    Open(u32),
 }
 
 #[derive(Clone, Debug)]
@@ -74,12 +82,13 @@ impl Scenario {
             Kind::Http(1) => "http keep-alive".into(),
             Kind::Http(d) => format!("http pipelined {d}"),
             Kind::Time => "time connect".into(),
+            Kind::Open(rate) => format!("http open {rate}/s"),
         }
     }
 
     fn service(&self) -> &'static str {
         match self.kind {
-            Kind::Http(_) => "http",
+            Kind::Http(_) | Kind::Open(_) => "http",
             Kind::Time => "time",
         }
     }
@@ -124,6 +133,13 @@ fn measure(server: &str, scenario: &Scenario, duration: Duration) -> Run {
             let host = addr.to_string();
             loadgen::run(&plan, move || Box::new(HttpGet::new(&host, "/hello")))
         }
+        Kind::Open(rate) => {
+            let depth = PIPELINE_DEPTH.parse().expect("a number");
+            let mut plan = Plan::open_loop(addr, scenario.conns, depth, f64::from(rate), duration);
+            plan.timeout = TIMEOUT;
+            let host = addr.to_string();
+            loadgen::run(&plan, move || Box::new(HttpGet::new(&host, "/hello")))
+        }
         Kind::Time => {
             let mut plan = Plan::closed_loop(addr, scenario.conns, 1, duration);
             plan.timeout = TIMEOUT;
@@ -135,7 +151,7 @@ fn measure(server: &str, scenario: &Scenario, duration: Duration) -> Run {
     let cpu = cpu_seconds(pid) - cpu_before;
     let rss = peak_rss_kib(pid);
     drop(srv);
-    if report.errors.total() > 0 {
+    if report.errors.total() + report.unsent > 0 {
         eprintln!(
             "  {server} {} c{}: {report}",
             scenario.label(),
@@ -147,7 +163,8 @@ fn measure(server: &str, scenario: &Scenario, duration: Duration) -> Run {
         p50: report.latency_us(0.5) as f64,
         p99: report.latency_us(0.99) as f64,
         p999: report.latency_us(0.999) as f64,
-        errors: report.errors.total(),
+        // Open loop: requests that fell due but were never sent count as failures too.
+        errors: report.errors.total() + report.unsent,
         cpu_share: cpu / wall,
         per_cpu_s: if cpu > 0.0 {
             report.requests as f64 / cpu
@@ -211,6 +228,12 @@ fn main() {
         scenarios.push(Scenario {
             kind: Kind::Time,
             conns,
+        });
+    }
+    for rate in list("RATES", "50000") {
+        scenarios.push(Scenario {
+            kind: Kind::Open(rate as u32),
+            conns: list("OPEN_CONNS", "100").first().copied().unwrap_or(100),
         });
     }
     // Warm-up: page cache, CPU frequency, the first fork of each binary.
@@ -461,7 +484,7 @@ fn write_svg(rows: &[(Scenario, Run, Run)]) {
         .iter()
         .filter_map(|(s, ..)| match s.kind {
             Kind::Http(d) => Some(d),
-            Kind::Time => None,
+            Kind::Time | Kind::Open(_) => None,
         })
         .collect();
     depths.dedup();
