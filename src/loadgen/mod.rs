@@ -74,8 +74,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long one request may wait for its answer before it counts as a timeout (and its
-/// connection is dropped and replaced). 5 s: well past any loopback latency under load,
-/// and what `wrk` allows by default (`--timeout 2s`) doubled for a 2-core shared machine.
+/// connection is dropped and replaced). 5 s: well past any loopback latency under load;
+/// `wrk`'s default is 2 s, and the extra 3 s is for shared 2-core machines, where a
+/// neighbour's compile can stall either end for a second.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to run against whom.
