@@ -15,6 +15,8 @@
 //! - [`services`]: one [`Handler`](reactor::Handler) per protocol, wiring a protocol state
 //!   machine to a connection.
 //! - [`cli`]: what the example mains and the `netloop` binary share.
+//! - [`loadgen`]: a load generator on the same reactor, the client side of the benches:
+//!   many connections on one thread, every latency in an HDR histogram.
 //!
 //! # Start here
 //!
@@ -59,5 +61,6 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod loadgen;
 pub mod reactor;
 pub mod services;

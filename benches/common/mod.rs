@@ -174,3 +174,35 @@ pub fn write_json(bench: &str, json: &str) {
     std::fs::write(&path, format!("{json}\n")).expect("write the bench's JSON");
     println!("wrote {}", path.display());
 }
+
+/// Starts `cmd` (already pinned, e.g. through `taskset`) and returns it once it has
+/// announced `service` with netloop's start-up line `<service> listening on <ip:port>`.
+pub fn start_announcing(name: &'static str, mut cmd: Command, service: &str) -> Server {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start server");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let prefix = format!("{service} listening on ");
+    let addr = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{name} exited before announcing {service}"))
+            .expect("read");
+        if let Some(a) = line.strip_prefix(&prefix) {
+            break a.parse().expect("ip:port");
+        }
+    };
+    // The rest of stdout is not read; the servers print nothing after start-up.
+    Server { name, child, addr }
+}
+
+/// Pins the calling thread to `cpu` (the load generator runs on the CPU the server does
+/// not). Returns false if the kernel refused (fewer CPUs than that).
+pub fn pin_this_thread(cpu: usize) -> bool {
+    // SAFETY: `cpu_set_t` is plain bytes and all-zero is the empty set; CPU_SET writes one
+    // bit inside `set` (it checks `cpu` against the set's size); sched_setaffinity(0, ...)
+    // only reads `set`, for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}

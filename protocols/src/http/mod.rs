@@ -1,4 +1,4 @@
-//! HTTP/1.1, server side, sans-IO: request bytes in, [`Event`]s out; response calls in,
+//! HTTP/1.1, server side (and a client-side response framer), sans-IO: request bytes in, [`Event`]s out; response calls in,
 //! response bytes out. No sockets, no clock.
 //!
 //! # Read first
@@ -33,6 +33,8 @@
 //! - `response.rs`: response bytes, [`error_response`], [`http_date`].
 //! - `error.rs`: [`HttpError`] (the peer's fault, with its status) and [`UsageError`] (ours).
 //! - `url.rs`: percent-decoding of paths and query strings.
+//! - `client.rs`: [`ResponseFramer`], the client's side: pipelined responses framed as they
+//!   arrive (what the load generator needs, no more).
 //!
 //! # Start here
 //!
@@ -55,6 +57,7 @@
 //! ```
 
 mod body;
+mod client;
 mod conn;
 mod error;
 mod head;
@@ -63,6 +66,7 @@ mod request;
 mod response;
 pub mod url;
 
+pub use client::{MAX_RESPONSE_HEAD, ResponseDone, ResponseError, ResponseFramer};
 pub use conn::{Event, ServerConn};
 pub use error::{HttpError, UsageError};
 pub use limits::{Limits, MAX_HEADERS_CAP, MAX_METHOD_BYTES};

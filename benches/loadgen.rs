@@ -1,0 +1,569 @@
+//! netloop against the lesson's model (a thread per connection, blocking sockets), driven
+//! by the same load generator: netloop's own ([`netloop::loadgen`]).
+//!
+//! Run: `cargo bench --bench loadgen` (about two minutes with the defaults).
+//!
+//! Each server is a child process pinned to CPU 0: the `netloop` binary, and the
+//! `threaded_server` example (this bench includes that file and re-executes itself to run
+//! it, because `cargo bench` does not build examples). The generator runs in this process,
+//! pinned to CPU 1, on one netloop reactor. For every scenario the two servers take turns
+//! (netloop, threaded, netloop, threaded, ...), each run on a freshly started server so that
+//! its peak RSS belongs to that run. Reported per scenario, medians over the runs:
+//!
+//! - requests (or, for the time service, connections) per second;
+//! - latency p50 / p99 / p99.9 in µs, from the generator's HDR histogram (closed loop);
+//! - errors, summed over the runs (connect failures, resets, bad responses, timeouts, and
+//!   in open loop requests that fell due but were never sent);
+//! - the server's CPU share of the run (user + system time / wall time; 100% is one core);
+//! - the server's peak RSS;
+//! - netloop's figure over the baseline's, and the same per server-CPU-second: with one
+//!   generator core against one server core, the generator can be the limit, and then only
+//!   requests per CPU-second separates the servers.
+//!
+//! Scenarios: HTTP `GET /hello` keep-alive (depth 1) and pipelined (depth 16) at each
+//! connection count, the time service (connect, read to EOF, close) at `TIME_CONNS`, and
+//! HTTP in open loop at each of `RATES` requests/s over `OPEN_CONNS` connections: a rate
+//! both servers can sustain, so that the latency figures compare the servers at the same
+//! load (closed-loop latencies compare them at different loads, each at its own maximum).
+//!
+//! Env: `RUNS` (2), `DURATION` seconds per run (3), `CONNS` ("10 100 1000"), `DEPTHS`
+//! ("1 16"), `TIME_CONNS` ("10"), `RATES` ("50000"), `OPEN_CONNS` ("100"); an empty list
+//! skips its scenarios. Writes `target/netloop-bench/loadgen.json`
+//! and the picture `target/netloop-bench/loadgen.svg` (requests/s and p99 against
+//! connections, both servers).
+
+mod common;
+
+#[path = "../examples/threaded_server.rs"]
+mod threaded_server;
+
+use common::{
+    Server, cpu_seconds, env_or, median, peak_rss_kib, pin_this_thread, start_announcing,
+    start_netloop,
+};
+use netloop::loadgen::{self, HttpGet, Plan, Report, TimeConnect};
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Set in the environment of the re-executed bench binary that plays the baseline server.
+const ROLE: &str = "NETLOOP_LOADGEN_BENCH_ROLE";
+
+/// How long a request may wait before it counts as a timeout, in the bench. 2 s: wrk's
+/// default; a server that keeps a client waiting that long has failed it.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pipelining depth of the pipelined scenario: 16, as `../shared/bench/pipeline.lua` and the
+/// TechEmpower plaintext test use.
+const PIPELINE_DEPTH: &str = "16";
+
+const SERVERS: [&str; 2] = ["netloop", "threaded"];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// HTTP GET /hello, this many requests in flight per connection.
+    Http(usize),
+    /// Time service: one connection per request.
+    Time,
+    /// HTTP GET /hello in open loop at this many requests/s (16 in flight at most per
+    /// connection; latency from each request's scheduled time).
+    Open(u32),
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    kind: Kind,
+    conns: usize,
+}
+
+impl Scenario {
+    fn label(&self) -> String {
+        match self.kind {
+            Kind::Http(1) => "http keep-alive".into(),
+            Kind::Http(d) => format!("http pipelined {d}"),
+            Kind::Time => "time connect".into(),
+            Kind::Open(rate) => format!("http open {rate}/s"),
+        }
+    }
+
+    fn service(&self) -> &'static str {
+        match self.kind {
+            Kind::Http(_) | Kind::Open(_) => "http",
+            Kind::Time => "time",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    errors: u64,
+    cpu_share: f64,
+    per_cpu_s: f64,
+    rss_kib: f64,
+}
+
+fn start(server: &str, service: &str) -> Server {
+    match server {
+        "netloop" => start_netloop(service, &[]),
+        _ => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", "0"])
+                .arg(std::env::current_exe().expect("this bench's path"))
+                .args(["--http", "127.0.0.1:0", "--time", "127.0.0.1:0"])
+                .env(ROLE, "threaded-server");
+            start_announcing("threaded", cmd, service)
+        }
+    }
+}
+
+fn measure(server: &str, scenario: &Scenario, duration: Duration) -> Run {
+    let srv = start(server, scenario.service());
+    let pid = srv.child.id();
+    let addr = srv.addr;
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let report: Report = match scenario.kind {
+        Kind::Http(depth) => {
+            let mut plan = Plan::closed_loop(addr, scenario.conns, depth, duration);
+            plan.timeout = TIMEOUT;
+            let host = addr.to_string();
+            loadgen::run(&plan, move || Box::new(HttpGet::new(&host, "/hello")))
+        }
+        Kind::Open(rate) => {
+            let depth = PIPELINE_DEPTH.parse().expect("a number");
+            let mut plan = Plan::open_loop(addr, scenario.conns, depth, f64::from(rate), duration);
+            plan.timeout = TIMEOUT;
+            let host = addr.to_string();
+            loadgen::run(&plan, move || Box::new(HttpGet::new(&host, "/hello")))
+        }
+        Kind::Time => {
+            let mut plan = Plan::closed_loop(addr, scenario.conns, 1, duration);
+            plan.timeout = TIMEOUT;
+            loadgen::run(&plan, || Box::new(TimeConnect::default()))
+        }
+    }
+    .expect("a valid plan");
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let rss = peak_rss_kib(pid);
+    drop(srv);
+    if report.errors.total() + report.unsent > 0 {
+        eprintln!(
+            "  {server} {} c{}: {report}",
+            scenario.label(),
+            scenario.conns
+        );
+    }
+    Run {
+        rps: report.per_second(),
+        p50: report.latency_us(0.5) as f64,
+        p99: report.latency_us(0.99) as f64,
+        p999: report.latency_us(0.999) as f64,
+        // Open loop: requests that fell due but were never sent count as failures too.
+        errors: report.errors.total() + report.unsent,
+        cpu_share: cpu / wall,
+        per_cpu_s: if cpu > 0.0 {
+            report.requests as f64 / cpu
+        } else {
+            f64::NAN
+        },
+        rss_kib: rss as f64,
+    }
+}
+
+/// Medians of each figure (errors summed, RSS the largest).
+fn summarize(runs: &[Run]) -> Run {
+    let m = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    Run {
+        rps: m(|r| r.rps),
+        p50: m(|r| r.p50),
+        p99: m(|r| r.p99),
+        p999: m(|r| r.p999),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        cpu_share: m(|r| r.cpu_share),
+        per_cpu_s: m(|r| r.per_cpu_s),
+        rss_kib: runs.iter().map(|r| r.rss_kib).fold(0.0, f64::max),
+    }
+}
+
+fn list(name: &str, default: &str) -> Vec<usize> {
+    env_or(name, default)
+        .split_whitespace()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}: {v} is not a number"))
+        })
+        .collect()
+}
+
+fn main() {
+    if std::env::var_os(ROLE).is_some() {
+        // The re-executed child: be the baseline server until killed.
+        if let Err(e) = threaded_server::main() {
+            eprintln!("threaded_server: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if !common::selected("loadgen") {
+        return;
+    }
+    let runs: usize = env_or("RUNS", "2").parse().expect("RUNS");
+    let duration = Duration::from_secs_f64(env_or("DURATION", "3").parse().expect("DURATION"));
+    let pinned = pin_this_thread(1);
+    let mut scenarios = Vec::new();
+    for depth in list("DEPTHS", &format!("1 {PIPELINE_DEPTH}")) {
+        for conns in list("CONNS", "10 100 1000") {
+            scenarios.push(Scenario {
+                kind: Kind::Http(depth),
+                conns,
+            });
+        }
+    }
+    for conns in list("TIME_CONNS", "10") {
+        scenarios.push(Scenario {
+            kind: Kind::Time,
+            conns,
+        });
+    }
+    for rate in list("RATES", "50000") {
+        scenarios.push(Scenario {
+            kind: Kind::Open(rate as u32),
+            conns: list("OPEN_CONNS", "100").first().copied().unwrap_or(100),
+        });
+    }
+    // Warm-up: page cache, CPU frequency, the first fork of each binary.
+    for server in SERVERS {
+        let warm = Scenario {
+            kind: Kind::Http(1),
+            conns: 10,
+        };
+        measure(server, &warm, Duration::from_millis(500));
+    }
+
+    println!(
+        "netloop vs thread-per-connection; servers on CPU 0, netloop::loadgen on CPU {}; \
+         median of {runs} alternating runs of {:.1} s",
+        if pinned { "1" } else { "any (pinning failed)" },
+        duration.as_secs_f64()
+    );
+    println!(
+        "{:<18} {:>5} {:<8} | {:>9} {:>7} {:>7} {:>8} {:>6} {:>5} {:>8} {:>10} | {:>6} {:>7}",
+        "scenario",
+        "conns",
+        "server",
+        "req/s",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "errors",
+        "cpu",
+        "RSS MiB",
+        "req/cpu-s",
+        "ratio",
+        "per-cpu"
+    );
+    let mut rows = Vec::new();
+    for scenario in &scenarios {
+        let mut results: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..runs {
+            for (i, server) in SERVERS.iter().enumerate() {
+                results[i].push(measure(server, scenario, duration));
+            }
+        }
+        let [ours, theirs] = [summarize(&results[0]), summarize(&results[1])];
+        let ratio = ours.rps / theirs.rps;
+        let per_cpu_ratio = ours.per_cpu_s / theirs.per_cpu_s;
+        for (i, (server, r)) in SERVERS.iter().zip([ours, theirs]).enumerate() {
+            let ratios = if i == 0 {
+                format!("{ratio:>5.2}x {per_cpu_ratio:>6.2}x")
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<18} {:>5} {:<8} | {:>9.0} {:>7.0} {:>7.0} {:>8.0} {:>6} {:>4.0}% {:>8.1} {:>10.0} | {ratios}",
+                scenario.label(),
+                scenario.conns,
+                server,
+                r.rps,
+                r.p50,
+                r.p99,
+                r.p999,
+                r.errors,
+                r.cpu_share * 100.0,
+                r.rss_kib / 1024.0,
+                r.per_cpu_s,
+            );
+        }
+        rows.push((scenario.clone(), ours, theirs));
+    }
+    common::write_json("loadgen", &json(&rows, runs, duration));
+    write_svg(&rows);
+}
+
+fn run_json(r: &Run) -> serde_json::Value {
+    serde_json::json!({
+        "rps": r.rps.round(),
+        "p50_us": r.p50,
+        "p99_us": r.p99,
+        "p999_us": r.p999,
+        "errors": r.errors,
+        "server_cpu": (r.cpu_share * 1000.0).round() / 1000.0,
+        "req_per_cpu_s": r.per_cpu_s.round(),
+        "peak_rss_kib": r.rss_kib,
+    })
+}
+
+fn json(rows: &[(Scenario, Run, Run)], runs: usize, duration: Duration) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(s, ours, theirs)| {
+            serde_json::json!({
+                "scenario": s.label(),
+                "conns": s.conns,
+                "netloop": run_json(ours),
+                "threaded": run_json(theirs),
+                "ratio": ours.rps / theirs.rps,
+                "per_cpu_ratio": ours.per_cpu_s / theirs.per_cpu_s,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "bench": "loadgen",
+        "runs": runs,
+        "duration_s": duration.as_secs_f64(),
+        "rows": rows,
+    })
+    .to_string()
+}
+
+/// One line of a chart: a server in a mode, one point per connection count.
+struct Series {
+    name: String,
+    color: &'static str,
+    dashed: bool,
+    points: Vec<(usize, f64)>,
+}
+
+const NETLOOP_COLOR: &str = "#1f77b4";
+const THREADED_COLOR: &str = "#d62728";
+
+/// `1k`, `10M`, `100 µs`, `1 ms`: a decade's label.
+fn decade_label(v: f64, latency: bool) -> String {
+    if latency {
+        match v {
+            v if v >= 1e6 => format!("{} s", v / 1e6),
+            v if v >= 1e3 => format!("{} ms", v / 1e3),
+            v => format!("{v} µs"),
+        }
+    } else {
+        match v {
+            v if v >= 1e6 => format!("{}M", v / 1e6),
+            v if v >= 1e3 => format!("{}k", v / 1e3),
+            v => format!("{v}"),
+        }
+    }
+}
+
+/// Draws one chart at (`x0`, `y0`): log-scale y, connection counts evenly spaced on x.
+fn chart(
+    svg: &mut String,
+    x0: f64,
+    y0: f64,
+    title: &str,
+    y_title: &str,
+    latency: bool,
+    series: &[Series],
+) {
+    let (w, h) = (360.0, 240.0);
+    let (left, top) = (x0 + 60.0, y0 + 30.0);
+    let mut conns: Vec<usize> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    conns.sort_unstable();
+    conns.dedup();
+    let values = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo <= hi { (lo, hi) } else { (1.0, 10.0) };
+    let (d0, d1) = (
+        lo.log10().floor(),
+        hi.log10().ceil().max(lo.log10().floor() + 1.0),
+    );
+    let y_of = |v: f64| top + h - (v.max(10f64.powf(d0)).log10() - d0) / (d1 - d0) * h;
+    let x_of = |c: usize| {
+        let i = conns.iter().position(|&x| x == c).unwrap_or(0) as f64;
+        let n = (conns.len().max(2) - 1) as f64;
+        left + 20.0 + i / n * (w - 40.0)
+    };
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.0}" y="{:.0}" font-size="15" font-weight="bold" text-anchor="middle">{title}</text>"#,
+        left + w / 2.0,
+        y0 + 18.0
+    );
+    // Gridlines and labels at each decade.
+    let mut d = d0;
+    while d <= d1 {
+        let y = y_of(10f64.powf(d));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left:.0}" y1="{y:.1}" x2="{:.0}" y2="{y:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
+            left + w,
+            left - 6.0,
+            y + 4.0,
+            decade_label(10f64.powf(d), latency)
+        );
+        d += 1.0;
+    }
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{left:.0}" y="{top:.0}" width="{w:.0}" height="{h:.0}" fill="none" stroke="#333"/>"##
+    );
+    for &c in &conns {
+        let x = x_of(c);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{:.0}" x2="{x:.1}" y2="{:.0}" stroke="#333"/><text x="{x:.1}" y="{:.0}" font-size="11" text-anchor="middle">{c}</text>"##,
+            top + h,
+            top + h + 5.0,
+            top + h + 18.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.0}" y="{:.0}" font-size="12" text-anchor="middle">connections</text>"#,
+        left + w / 2.0,
+        top + h + 36.0
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text transform="translate({:.0},{:.0}) rotate(-90)" font-size="12" text-anchor="middle">{y_title}</text>"#,
+        x0 + 14.0,
+        top + h / 2.0
+    );
+    for s in series {
+        let pts: Vec<String> = s
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .map(|&(c, v)| format!("{:.1},{:.1}", x_of(c), y_of(v)))
+            .collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
+            pts.join(" "),
+            s.color
+        );
+        for p in &pts {
+            let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#,
+                s.color
+            );
+        }
+    }
+}
+
+/// `target/netloop-bench/loadgen.svg`: HTTP requests/s and p99 against connections.
+fn write_svg(rows: &[(Scenario, Run, Run)]) {
+    let mut depths: Vec<usize> = rows
+        .iter()
+        .filter_map(|(s, ..)| match s.kind {
+            Kind::Http(d) => Some(d),
+            Kind::Time | Kind::Open(_) => None,
+        })
+        .collect();
+    depths.dedup();
+    let series_of = |value: fn(&Run) -> f64| -> Vec<Series> {
+        let mut out = Vec::new();
+        for &depth in &depths {
+            for (i, server) in SERVERS.iter().enumerate() {
+                let points = rows
+                    .iter()
+                    .filter(|(s, ..)| s.kind == Kind::Http(depth))
+                    .map(|(s, ours, theirs)| (s.conns, value(if i == 0 { ours } else { theirs })))
+                    .collect();
+                let mode = if depth == 1 {
+                    "keep-alive".to_string()
+                } else {
+                    format!("pipelined {depth}")
+                };
+                out.push(Series {
+                    name: format!("{server}, {mode}"),
+                    color: if i == 0 {
+                        NETLOOP_COLOR
+                    } else {
+                        THREADED_COLOR
+                    },
+                    dashed: depth != 1,
+                    points,
+                });
+            }
+        }
+        out
+    };
+    let throughput = series_of(|r| r.rps);
+    let p99 = series_of(|r| r.p99);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="880" height="380" font-family="sans-serif">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="880" height="380" fill="white"/>"#);
+    chart(
+        &mut svg,
+        0.0,
+        0.0,
+        "HTTP requests/s (higher is better)",
+        "requests/s",
+        false,
+        &throughput,
+    );
+    chart(
+        &mut svg,
+        440.0,
+        0.0,
+        "HTTP p99 latency (lower is better)",
+        "p99 latency",
+        true,
+        &p99,
+    );
+    // Legend under the charts.
+    for (i, s) in throughput.iter().enumerate() {
+        let x = 60.0 + (i % 4) as f64 * 205.0;
+        let y = 345.0 + (i / 4) as f64 * 18.0;
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{x:.0}" y1="{y:.0}" x2="{:.0}" y2="{y:.0}" stroke="{}" stroke-width="2"{dash}/><text x="{:.0}" y="{:.0}" font-size="12">{}</text>"#,
+            x + 28.0,
+            s.color,
+            x + 34.0,
+            y + 4.0,
+            s.name
+        );
+    }
+    let _ = writeln!(svg, "</svg>");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench/loadgen.svg");
+    std::fs::write(&path, svg).expect("write the SVG");
+    println!("wrote {}", path.display());
+}

@@ -1,0 +1,136 @@
+//! A load generator on netloop's own reactor: many connections on one thread, every
+//! latency in an HDR histogram, one summary line.
+//!
+//! Run (start a server first, e.g. `cargo run --release` for every netloop service):
+//!
+//! ```text
+//! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --depth 1 --duration 5
+//! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --rate 20000
+//! cargo run --release --example loadgen -- time 127.0.0.1:6789 --conns 10
+//! cargo run --release --example loadgen -- udp 127.0.0.1:6789 --window 32
+//! ```
+//!
+//! Pin it to a core of its own, away from the server: `taskset -c 1 target/release/examples/loadgen ...`.
+//! `--rate` switches HTTP to open loop (latency measured from each request's scheduled time:
+//! see `netloop::loadgen`'s docs on coordinated omission).
+
+use clap::Parser;
+use netloop::cli;
+use netloop::loadgen::{self, HttpGet, Plan, TimeConnect, UdpPlan};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Loads an HTTP, time or UDP echo server and prints requests/s, latency percentiles and errors.
+#[derive(Parser)]
+struct Args {
+    /// `http://HOST:PORT/PATH`, or `time` or `udp` followed by the address.
+    target: String,
+    /// The address, after `time` or `udp`.
+    addr: Option<String>,
+    /// Connections open at once (HTTP, time).
+    #[arg(long, default_value_t = 50)]
+    conns: usize,
+    /// Requests in flight per connection: 1 is plain keep-alive, more is pipelining (HTTP).
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Open loop: requests per second in total, on a fixed schedule (HTTP).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Datagrams in flight at once (UDP).
+    #[arg(long, default_value_t = 32)]
+    window: usize,
+    /// Bytes per datagram (UDP, at least 8).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Seconds a request may wait for its answer before it counts as a timeout.
+    #[arg(long)]
+    timeout: Option<f64>,
+}
+
+/// `http://host:port/path` → the address to connect to, the Host field, the path.
+fn parse_http_url(url: &str) -> Result<(SocketAddr, String, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs (no TLS in a load generator)"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let with_port = if host.contains(':') && !host.ends_with(']') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    let addr = resolve(&with_port)?;
+    Ok((addr, host.to_string(), path.to_string()))
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr}: no address"))
+}
+
+fn seconds(s: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("{what}: {s} is not a number of seconds"))
+}
+
+fn run(args: &Args) -> Result<loadgen::Report, String> {
+    let duration = seconds(args.duration, "--duration")?;
+    let timeout = args.timeout.map(|t| seconds(t, "--timeout")).transpose()?;
+    let report = match args.target.as_str() {
+        "time" | "udp" => {
+            let addr = args
+                .addr
+                .as_deref()
+                .ok_or_else(|| format!("{}: which address?", args.target))?;
+            let addr = cli::parse_addr(addr).or_else(|_| resolve(addr))?;
+            if args.target == "udp" {
+                let mut plan = UdpPlan::new(addr, args.window, duration);
+                plan.payload = args.payload;
+                if let Some(t) = timeout {
+                    plan.timeout = t;
+                }
+                loadgen::run_udp(&plan)
+            } else {
+                let mut plan = Plan::closed_loop(addr, args.conns, 1, duration);
+                if let Some(t) = timeout {
+                    plan.timeout = t;
+                }
+                loadgen::run(&plan, || Box::new(TimeConnect::default()))
+            }
+        }
+        url => {
+            let (addr, host, path) = parse_http_url(url)?;
+            let mut plan = match args.rate {
+                Some(rate) => Plan::open_loop(addr, args.conns, args.depth, rate, duration),
+                None => Plan::closed_loop(addr, args.conns, args.depth, duration),
+            };
+            if let Some(t) = timeout {
+                plan.timeout = t;
+            }
+            loadgen::run(&plan, move || Box::new(HttpGet::new(&host, &path)))
+        }
+    };
+    report.map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging();
+    match run(&args) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The stream engine: N connections, each a [`Handler`] that keeps its pipeline full
+//! (closed loop) or sends on its own schedule (open loop), and records every latency.
+//!
+//! # One connection's life
+//!
+//! ```text
+//!  connect ─► opened: arm Deadline (and, open loop, Tick)
+//!              │  closed loop: send `depth` requests; each response sends the next
+//!              │  open loop:   Tick sends whatever is due (or backlogs it past `depth`)
+//!              │  Timeout: the oldest request is older than the plan's timeout → abort
+//!              ▼
+//!           Deadline: stop sending; close once the last answer is in
+//!              ▼
+//!           closed: count the error if it was one; before the deadline, open a
+//!                   replacement; the last connection out closes the clock
+//! ```
+//!
+//! The reactor's timers belong to entries. The run's hard stop (the deadline plus the
+//! timeout, in case a connect never completes) therefore lives on a *clock*: a UDP socket
+//! on loopback that nothing sends to, the cheapest entry there is, closed by the last
+//! connection so that [`Reactor::run`] returns as soon as the work is done.
+
+use super::driver::{BadResponse, Driver, Shape};
+use super::report::{Errors, LATENCY_MAX_US, Report, new_histogram};
+use super::{LoadError, Plan};
+use crate::reactor::{CloseReason, Config, Context, Handler, Reactor, TimerId, Token};
+use hdrhistogram::Histogram;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Stop sending: the plan's duration is over.
+const DEADLINE: TimerId = TimerId(1);
+/// Open loop: the next request is due.
+const TICK: TimerId = TimerId(2);
+/// The oldest request in flight may have waited too long.
+const TIMEOUT: TimerId = TimerId(3);
+/// The clock's hard stop.
+const HARD_STOP: TimerId = TimerId(4);
+
+/// The service name the generator's connections carry in the reactor's logs.
+const SERVICE: &str = "loadgen";
+
+/// Makes one connection's driver.
+type DriverFactory = Box<dyn Fn() -> Box<dyn Driver>>;
+
+/// What every connection of a run shares (one thread: `Rc<RefCell<_>>` is enough).
+struct Run {
+    target: SocketAddr,
+    depth: usize,
+    timeout: Duration,
+    deadline: Instant,
+    /// Open loop: one connection's interval between requests.
+    interval: Option<Duration>,
+    factory: DriverFactory,
+    latency: Histogram<u64>,
+    requests: u64,
+    in_window: u64,
+    errors: Errors,
+    unsent: u64,
+    connections: u64,
+    /// Connections not yet closed.
+    live: usize,
+    clock: Option<Token>,
+}
+
+impl Run {
+    fn record(&mut self, from: Instant, to: Instant) {
+        let us = to.saturating_duration_since(from).as_micros();
+        let us = u64::try_from(us)
+            .unwrap_or(u64::MAX)
+            .clamp(1, LATENCY_MAX_US);
+        // Clamped into the histogram's range, so recording cannot fail.
+        let _ = self.latency.record(us);
+        self.requests += 1;
+        if to <= self.deadline {
+            self.in_window += 1;
+        }
+    }
+}
+
+type Shared = Rc<RefCell<Run>>;
+
+/// One load connection.
+struct Conn {
+    run: Shared,
+    driver: Box<dyn Driver>,
+    shape: Shape,
+    /// When `connect` was called: a connection-per-request's latency starts here.
+    started: Instant,
+    /// Start times of requests sent and not yet answered, oldest first.
+    in_flight: VecDeque<Instant>,
+    /// Open loop: requests due but not sent because `depth` are in flight.
+    backlog: VecDeque<Instant>,
+    /// Open loop: when this connection's next request is due.
+    next_due: Option<Instant>,
+    stopping: bool,
+    /// The server said `Connection: close`: what is still in flight will not be answered
+    /// here, and is not the server's fault (RFC 9112 §9.3.2: the client retries it).
+    server_closing: bool,
+}
+
+impl Conn {
+    fn new(run: Shared, started: Instant, next_due: Option<Instant>) -> Conn {
+        let driver = (run.borrow().factory)();
+        Conn {
+            shape: driver.shape(),
+            driver,
+            run,
+            started,
+            in_flight: VecDeque::new(),
+            backlog: VecDeque::new(),
+            next_due,
+            stopping: false,
+            server_closing: false,
+        }
+    }
+
+    /// Sends one request whose latency starts at `at`.
+    fn send(&mut self, cx: &mut Context<'_>, at: Instant) {
+        let Some(out) = cx.output() else { return };
+        self.driver.write_request(out);
+        if self.in_flight.is_empty() {
+            cx.set_timer_at(TIMEOUT, at + self.run.borrow().timeout);
+        }
+        self.in_flight.push_back(at);
+    }
+
+    /// Fills the pipeline: from the backlog (open loop) or with new requests (closed loop).
+    fn fill(&mut self, cx: &mut Context<'_>) {
+        let depth = self.run.borrow().depth;
+        while self.in_flight.len() < depth && !self.stopping {
+            if let Some(at) = self.backlog.pop_front() {
+                self.send(cx, at);
+            } else if self.next_due.is_none() {
+                // Closed loop: the clock starts now. Instant::now() rather than the tick's
+                // time: the write follows in this same tick, and a busy tick can be long.
+                self.send(cx, Instant::now());
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Open loop: everything due by now goes out or into the backlog.
+    fn schedule(&mut self, cx: &mut Context<'_>) {
+        let (interval, deadline, depth) = {
+            let r = self.run.borrow();
+            (r.interval, r.deadline, r.depth)
+        };
+        let (Some(interval), Some(mut due)) = (interval, self.next_due) else {
+            return;
+        };
+        let now = cx.now();
+        while due <= now && due < deadline {
+            if self.in_flight.len() < depth && !self.stopping {
+                self.send(cx, due);
+            } else {
+                self.backlog.push_back(due);
+            }
+            due += interval;
+        }
+        self.next_due = Some(due);
+        if due < deadline {
+            cx.set_timer_at(TICK, due);
+        }
+    }
+
+    fn answers(&mut self, cx: &mut Context<'_>, done: usize, unsuccessful: usize) {
+        let now = cx.now();
+        {
+            let mut run = self.run.borrow_mut();
+            run.errors.bad_response += unsuccessful as u64;
+            for _ in 0..done {
+                let Some(at) = self.in_flight.pop_front() else {
+                    // More answers than questions: the server made one up.
+                    run.errors.bad_response += 1;
+                    break;
+                };
+                run.record(at, now);
+            }
+            if let Some(oldest) = self.in_flight.front() {
+                cx.set_timer_at(TIMEOUT, *oldest + run.timeout);
+            }
+        }
+        if self.shape == Shape::KeepAlive {
+            self.fill(cx);
+        }
+        if self.stopping && self.in_flight.is_empty() {
+            cx.close();
+        }
+    }
+
+    fn broke(&mut self, cx: &mut Context<'_>, e: BadResponse) {
+        log::debug!("{SERVICE}{}: {e}", cx.token());
+        let mut run = self.run.borrow_mut();
+        match e {
+            BadResponse::CutShort => run.errors.reset += 1,
+            _ => run.errors.bad_response += 1,
+        }
+        self.in_flight.clear();
+        drop(run);
+        cx.abort();
+    }
+}
+
+impl Handler for Conn {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        let deadline = self.run.borrow().deadline;
+        if cx.now() >= deadline {
+            self.stopping = true;
+            cx.close();
+            return;
+        }
+        cx.set_timer_at(DEADLINE, deadline);
+        match self.shape {
+            Shape::ConnectionPerRequest => {
+                let started = self.started;
+                self.send(cx, started);
+            }
+            Shape::KeepAlive if self.next_due.is_some() => self.schedule(cx),
+            Shape::KeepAlive => self.fill(cx),
+        }
+    }
+
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        match self.driver.handle_bytes(bytes) {
+            Ok(a) => {
+                if a.closing {
+                    // The server closes after this one (netloop does after 1000 requests
+                    // on a connection): stop sending here and reconnect in `closed`.
+                    self.stopping = true;
+                    self.server_closing = true;
+                }
+                self.answers(cx, a.complete, a.unsuccessful);
+            }
+            Err(e) => self.broke(cx, e),
+        }
+    }
+
+    fn eof(&mut self, cx: &mut Context<'_>) {
+        match self.driver.handle_eof() {
+            Ok(a) => self.answers(cx, a.complete, a.unsuccessful),
+            Err(e) => return self.broke(cx, e),
+        }
+        if self.server_closing {
+            // Retried on the replacement: in open loop with their original times (they
+            // go first), in closed loop the replacement simply fills its pipeline.
+            if self.next_due.is_some() {
+                while let Some(at) = self.in_flight.pop_back() {
+                    self.backlog.push_front(at);
+                }
+            }
+            self.in_flight.clear();
+        } else if !self.in_flight.is_empty() {
+            self.run.borrow_mut().errors.reset += 1;
+            self.in_flight.clear();
+        }
+        cx.close();
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+        match id {
+            DEADLINE => {
+                self.stopping = true;
+                self.run.borrow_mut().unsent += self.backlog.len() as u64;
+                self.backlog.clear();
+                cx.cancel_timer(TICK);
+                if self.in_flight.is_empty() {
+                    cx.close();
+                }
+            }
+            TICK => self.schedule(cx),
+            TIMEOUT => {
+                let timeout = self.run.borrow().timeout;
+                match self.in_flight.front() {
+                    Some(&oldest) if cx.now() >= oldest + timeout => {
+                        self.run.borrow_mut().errors.timeout += self.in_flight.len() as u64;
+                        self.in_flight.clear();
+                        cx.abort();
+                    }
+                    Some(&oldest) => cx.set_timer_at(TIMEOUT, oldest + timeout),
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn shutdown(&mut self, cx: &mut Context<'_>) {
+        // The hard stop: whatever is still unanswered timed out.
+        self.run.borrow_mut().errors.timeout += self.in_flight.len() as u64;
+        self.in_flight.clear();
+        cx.abort();
+    }
+
+    fn closed(&mut self, cx: &mut Context<'_>, reason: &CloseReason) {
+        let mut run = self.run.borrow_mut();
+        run.live = run.live.saturating_sub(1);
+        match reason {
+            CloseReason::ConnectFailed(e) => {
+                log::debug!("{SERVICE}: connect to {}: {e}", run.target);
+                run.errors.connect += 1;
+            }
+            // Requests a reset took with it are counted in this one error. (A server that
+            // announced its close may reset what we pipelined after that: no error.)
+            CloseReason::Reset | CloseReason::Error(_) if !self.server_closing => {
+                run.errors.reset += 1
+            }
+            _ => {}
+        }
+        // Before the deadline, a connection that ended for any reason but a failed connect
+        // (not retried: see `Errors::connect`) or the hard stop is replaced: after every
+        // request for a connection-per-request driver, after a server's close, reset or
+        // timeout for keep-alive. The replacement keeps this one's open-loop schedule and
+        // backlog, so requests that fell due meanwhile go out with their original times.
+        let now = cx.now();
+        let replace = now < run.deadline
+            && !matches!(
+                reason,
+                CloseReason::ConnectFailed(_) | CloseReason::Shutdown
+            );
+        if replace {
+            let target = run.target;
+            drop(run);
+            let mut conn = Conn::new(self.run.clone(), now, self.next_due);
+            conn.backlog = std::mem::take(&mut self.backlog);
+            run = self.run.borrow_mut();
+            match cx.connect(SERVICE, target, Box::new(conn)) {
+                Ok(_) => {
+                    run.live += 1;
+                    run.connections += 1;
+                }
+                Err(e) => {
+                    log::debug!("{SERVICE}: connect to {target}: {e}");
+                    run.errors.connect += 1;
+                }
+            }
+        } else {
+            run.unsent += self.backlog.len() as u64;
+        }
+        if run.live == 0 {
+            // The last one out: the clock has nothing left to guard.
+            if let Some(clock) = run.clock.take() {
+                cx.close_other(clock);
+            }
+        }
+    }
+}
+
+/// The clock's handler: a UDP socket that receives nothing and stops the run if the
+/// connections have not all finished by the hard stop.
+struct Clock {
+    run: Shared,
+    hard_stop: Instant,
+}
+
+impl Handler for Clock {
+    fn opened(&mut self, cx: &mut Context<'_>) {
+        self.run.borrow_mut().clock = Some(cx.token());
+        cx.set_timer_at(HARD_STOP, self.hard_stop);
+    }
+
+    /// Nobody should send here; whatever arrives is ignored.
+    fn datagram(&mut self, _cx: &mut Context<'_>, _bytes: &[u8], _from: SocketAddr) {}
+
+    fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+        if id == HARD_STOP {
+            log::debug!("{SERVICE}: hard stop; cutting off what is left");
+            cx.shutdown_reactor();
+        }
+    }
+
+    fn shutdown(&mut self, cx: &mut Context<'_>) {
+        cx.close();
+    }
+}
+
+/// The state a run's connections share, for a run that starts at `start`.
+fn shared(plan: &Plan, start: Instant, factory: DriverFactory) -> Shared {
+    Rc::new(RefCell::new(Run {
+        target: plan.target,
+        depth: plan.depth,
+        timeout: plan.timeout,
+        deadline: start + plan.duration,
+        // Each connection carries 1/N of the rate.
+        interval: plan
+            .rate
+            .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate)),
+        factory,
+        latency: new_histogram(),
+        requests: 0,
+        in_window: 0,
+        errors: Errors::default(),
+        unsent: 0,
+        connections: 0,
+        live: 0,
+        clock: None,
+    }))
+}
+
+/// Runs `plan` with a fresh driver from `factory` per connection; see [`super::run`].
+pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadError> {
+    plan.check()?;
+    let shape = factory().shape();
+    if plan.rate.is_some() && shape != Shape::KeepAlive {
+        return Err(LoadError::OpenLoopNeedsKeepAlive);
+    }
+    let mut reactor = Reactor::with_config(Config::default())?;
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let run = shared(plan, start, factory);
+    // The clock lives on loopback whatever the target: it only holds a timer.
+    let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+    let hard_stop = deadline + plan.timeout + HARD_STOP_SLACK;
+    reactor.bind_udp(
+        SERVICE,
+        loopback,
+        Box::new(Clock {
+            run: run.clone(),
+            hard_stop,
+        }),
+    )?;
+    for i in 0..plan.connections {
+        // Open loop: connection i's first request is due i/N of an interval in, so the
+        // connections' schedules interleave into one even stream at the plan's rate.
+        let interval = run.borrow().interval;
+        let first_due = interval.map(|iv| start + iv.mul_f64(i as f64 / plan.connections as f64));
+        let conn = Conn::new(run.clone(), start, first_due);
+        let mut r = run.borrow_mut();
+        match reactor.connect(SERVICE, plan.target, Box::new(conn)) {
+            Ok(_) => {
+                r.live += 1;
+                r.connections += 1;
+            }
+            Err(e) => {
+                log::debug!("{SERVICE}: connect to {}: {e}", plan.target);
+                r.errors.connect += 1;
+            }
+        }
+    }
+    if run.borrow().live == 0 {
+        // Nothing to wait for: close the clock now rather than at the hard stop.
+        reactor.shutdown_handle().shutdown();
+    }
+    reactor.run()?;
+    let elapsed = start.elapsed();
+    let r = run.borrow();
+    Ok(Report {
+        requests: r.requests,
+        in_window: r.in_window,
+        window: plan.duration,
+        elapsed,
+        latency: r.latency.clone(),
+        errors: r.errors,
+        unsent: r.unsent,
+        connections: r.connections,
+    })
+}
+
+/// How long past deadline + timeout the clock waits before cutting the run off: one more
+/// second for connections that are closing to finish.
+const HARD_STOP_SLACK: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::HttpGet;
+    use crate::reactor::testing::TestBed;
+
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    fn requests_in(bytes: &[u8]) -> usize {
+        bytes.windows(4).filter(|w| w == b"GET ").count()
+    }
+
+    #[test]
+    fn open_loop_charges_a_stall_to_every_request_due_during_it() {
+        let mut bed = TestBed::new();
+        let t0 = bed.now();
+        let target = SocketAddr::from(([127, 0, 0, 1], 9));
+        // One connection, one request in flight, 100 requests/s: one due every 10 ms.
+        let plan = Plan::open_loop(target, 1, 1, 100.0, Duration::from_secs(1));
+        let run = shared(&plan, t0, Box::new(|| Box::new(HttpGet::new("t", "/"))));
+        let conn = bed.open(Box::new(Conn::new(run.clone(), t0, Some(t0))));
+        assert_eq!(
+            requests_in(&bed.take_output(conn)),
+            1,
+            "the first is due at once"
+        );
+
+        // The server stalls for 100 ms. Ten more requests fall due; with one in flight
+        // they wait in the backlog, each keeping the time it was due.
+        bed.advance(Duration::from_millis(100));
+        assert_eq!(requests_in(&bed.take_output(conn)), 0);
+
+        // Then it answers everything at once (each answer lets the next request out).
+        for _ in 0..11 {
+            bed.data(conn, RESPONSE);
+        }
+        let r = run.borrow();
+        assert_eq!(r.requests, 11);
+        // The first waited the whole stall; the one due as the stall ended, nothing; the
+        // median request about half of it. A closed loop would have recorded one request
+        // of 100 ms and none of the others.
+        let ms = |q: f64| r.latency.value_at_quantile(q) as f64 / 1000.0;
+        assert!((99.0..=101.0).contains(&ms(1.0)), "max {}", ms(1.0));
+        assert!(ms(0.0) < 1.0, "min {}", ms(0.0));
+        assert!((40.0..=60.0).contains(&ms(0.5)), "p50 {}", ms(0.5));
+        assert_eq!(r.errors.total(), 0);
+    }
+
+    #[test]
+    fn a_timed_out_request_is_counted_and_its_connection_dropped() {
+        let mut bed = TestBed::new();
+        let t0 = bed.now();
+        let target = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut plan = Plan::closed_loop(target, 1, 4, Duration::from_secs(1));
+        plan.timeout = Duration::from_millis(200);
+        let run = shared(&plan, t0, Box::new(|| Box::new(HttpGet::new("t", "/"))));
+        let conn = bed.open(Box::new(Conn::new(run.clone(), t0, None)));
+        run.borrow_mut().live = 1;
+        assert_eq!(
+            requests_in(&bed.take_output(conn)),
+            4,
+            "the pipeline is filled"
+        );
+        bed.data(conn, RESPONSE);
+        bed.advance(Duration::from_millis(300));
+        assert!(bed.is_closed(conn));
+        let r = run.borrow();
+        assert_eq!(
+            (r.requests, r.errors.timeout),
+            (1, 4),
+            "three in flight and the refill"
+        );
+        // Before the deadline a dropped connection is replaced (here: a connect that the
+        // test bed never completes).
+        assert_eq!((r.connections, r.live), (1, 1));
+    }
+}

@@ -1,0 +1,147 @@
+//! The load generator against real servers on loopback: netloop's services in-process and
+//! the threaded baseline as a child process. Each run lasts a fraction of a second.
+
+mod util;
+
+use netloop::loadgen::{self, HttpGet, LoadError, Plan, Report, TimeConnect, UdpPlan};
+use netloop::reactor::Config;
+use netloop::services::http::{self, HttpConfig, app};
+use netloop::services::time::TimeServer;
+use netloop::services::udp_echo::EchoServer;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+use util::*;
+
+/// Long enough for thousands of loopback requests, short enough for a unit test.
+const SHORT: Duration = Duration::from_millis(300);
+
+/// What every clean run satisfies: something completed, nothing failed, and every
+/// completed request's latency is in the histogram.
+#[track_caller]
+fn assert_clean(report: &Report) {
+    assert!(report.requests > 0, "{report}");
+    assert_eq!(report.errors.total(), 0, "{report}");
+    assert_eq!(report.latency.len(), report.requests, "{report}");
+    assert!(report.in_window <= report.requests, "{report}");
+    assert!(report.latency_us(0.5) <= report.latency_us(0.99));
+}
+
+fn http_driver(addr: SocketAddr) -> impl Fn() -> Box<dyn loadgen::Driver> + 'static {
+    move || Box::new(HttpGet::new(&addr.to_string(), "/hello"))
+}
+
+#[test]
+fn http_pipelined_against_netloop_in_process() {
+    let server = start(Config::default(), |r| {
+        let config = HttpConfig::default();
+        r.listen_with(
+            "http",
+            any_port(),
+            http::listen_options(&config),
+            http::factory(app::demo_routes().get("/hello", app::hello), config),
+        )
+        .expect("listen")
+    });
+    let addr = server.info;
+    for depth in [1, 8] {
+        let plan = Plan::closed_loop(addr, 4, depth, SHORT);
+        let report = loadgen::run(&plan, http_driver(addr)).expect("run");
+        assert_clean(&report);
+        // netloop closes a connection after 1000 requests; the generator replaces it.
+        assert!(
+            report.connections >= 4.max(report.requests / 1000),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn http_and_time_against_the_threaded_baseline() {
+    let mut cmd = Command::new(binary("threaded_server"));
+    cmd.args(["--http", "127.0.0.1:0", "--time", "127.0.0.1:0"]);
+    let server = spawn_server(cmd, 2);
+    let addr = server.addr("http");
+    let report =
+        loadgen::run(&Plan::closed_loop(addr, 4, 4, SHORT), http_driver(addr)).expect("run");
+    assert_clean(&report);
+
+    let plan = Plan::closed_loop(server.addr("time"), 2, 1, SHORT);
+    let report = loadgen::run(&plan, || Box::new(TimeConnect::default())).expect("run");
+    assert_clean(&report);
+    // One connection per request (plus the last ones, which the deadline closes unasked).
+    assert!(report.connections >= report.requests, "{report}");
+}
+
+#[test]
+fn time_connections_against_netloop() {
+    let server = start(Config::default(), |r| {
+        r.listen("time", any_port(), TimeServer::factory())
+            .expect("listen")
+    });
+    let plan = Plan::closed_loop(server.info, 3, 1, SHORT);
+    let report = loadgen::run(&plan, || Box::new(TimeConnect::default())).expect("run");
+    assert_clean(&report);
+}
+
+#[test]
+fn udp_echo_window() {
+    let server = start(Config::default(), |r| {
+        r.bind_udp("udp-echo", any_port(), Box::new(EchoServer))
+            .expect("bind")
+    });
+    let report = loadgen::run_udp(&UdpPlan::new(server.info, 8, SHORT)).expect("run");
+    assert_clean(&report);
+}
+
+#[test]
+fn open_loop_keeps_its_rate() {
+    let server = start(Config::default(), |r| {
+        let config = HttpConfig::default();
+        r.listen(
+            "http",
+            any_port(),
+            http::factory(app::demo_routes().get("/hello", app::hello), config),
+        )
+        .expect("listen")
+    });
+    let addr = server.info;
+    // 1000/s for half a second: 500 requests are due, whatever the machine's load.
+    let plan = Plan::open_loop(addr, 4, 4, 1000.0, Duration::from_millis(500));
+    let report = loadgen::run(&plan, http_driver(addr)).expect("run");
+    assert_clean(&report);
+    let due = report.requests + report.unsent;
+    assert!((450..=550).contains(&due), "{due} due; {report}");
+}
+
+#[test]
+fn a_refused_connection_is_counted_not_fatal() {
+    // A port that was free a moment ago and has no listener now: connects are refused.
+    let addr = std::net::TcpListener::bind(any_port())
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let plan = Plan::closed_loop(addr, 3, 1, Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let report = loadgen::run(&plan, http_driver(addr)).expect("run");
+    assert_eq!(report.requests, 0);
+    assert_eq!(report.errors.connect, 3, "{report}");
+    assert!(
+        started.elapsed() < PATIENCE,
+        "nothing left to wait for: the run ends at once"
+    );
+}
+
+#[test]
+fn plans_that_would_send_nothing_are_refused() {
+    let addr = any_port();
+    let plan = Plan::closed_loop(addr, 0, 1, SHORT);
+    assert!(matches!(
+        loadgen::run(&plan, http_driver(addr)),
+        Err(LoadError::Empty)
+    ));
+    let plan = Plan::open_loop(addr, 1, 1, 100.0, SHORT);
+    assert!(matches!(
+        loadgen::run(&plan, || Box::new(TimeConnect::default())),
+        Err(LoadError::OpenLoopNeedsKeepAlive)
+    ));
+}
