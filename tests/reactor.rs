@@ -412,14 +412,15 @@ fn shutdown_flushes_queued_output_before_closing() {
     assert_eq!(stats.open_connections, 0);
 }
 
-/// Queues 4 MiB and closes; reports how the connection ended on a channel.
+/// Queues 32 MiB (more than loopback's socket buffers can absorb) and closes; reports how
+/// the connection ended on a channel.
 struct CloseAfterBigWrite {
     done: std::sync::mpsc::Sender<String>,
 }
 
 impl Handler for CloseAfterBigWrite {
     fn opened(&mut self, cx: &mut Context<'_>) {
-        cx.write(&vec![b'q'; 4 << 20]);
+        cx.write(&vec![b'q'; 32 << 20]);
         cx.close();
     }
 
@@ -464,7 +465,11 @@ impl Handler for Killer {
     }
 }
 
-/// Remembers its own token, queues 4 MiB, and reports how it ended.
+const VICTIM_QUEUE: usize = 32 << 20;
+
+/// Remembers its own token, queues 32 MiB (far more than loopback's socket buffers hold,
+/// so most of it is still in the reactor's queue when the abort comes), and reports how it
+/// ended.
 struct Victim {
     me: Rc<RefCell<Option<netloop::reactor::Token>>>,
     done: std::sync::mpsc::Sender<String>,
@@ -473,7 +478,7 @@ struct Victim {
 impl Handler for Victim {
     fn opened(&mut self, cx: &mut Context<'_>) {
         *self.me.borrow_mut() = Some(cx.token());
-        cx.write(&vec![b'v'; 4 << 20]);
+        cx.write(&vec![b'v'; VICTIM_QUEUE]);
     }
 
     fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
@@ -514,11 +519,11 @@ fn abort_drops_another_connection_at_once_with_its_queue() {
     k.read_exact(&mut reply).expect("reply");
     assert_eq!(&reply, b"killed");
     assert_eq!(rx.recv_timeout(PATIENCE).expect("victim closed"), "Aborted");
-    // The victim's peer sees the end long before 4 MiB: the queue was dropped, not flushed.
+    // The victim's peer sees the end long before 32 MiB: the queue was dropped, not flushed.
     let mut rest = Vec::new();
     let _ = v.read_to_end(&mut rest); // EOF or reset, either ends it
     assert!(
-        1 + rest.len() < 4 << 20,
+        1 + rest.len() < VICTIM_QUEUE,
         "got {} bytes: the queue was flushed, not dropped",
         1 + rest.len()
     );
