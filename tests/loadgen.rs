@@ -3,13 +3,16 @@
 
 mod util;
 
-use netloop::loadgen::{self, HttpGet, LoadError, Plan, Report, TimeConnect, UdpPlan};
+use netloop::loadgen::{self, ChatPlan, HttpGet, LoadError, Plan, Report, TimeConnect, UdpPlan};
 use netloop::reactor::Config;
+use netloop::services::chat::{ChatServer, Room};
 use netloop::services::http::{self, HttpConfig, app};
 use netloop::services::time::TimeServer;
 use netloop::services::udp_echo::EchoServer;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::process::Command;
+use std::rc::Rc;
 use std::time::Duration;
 use util::*;
 
@@ -144,4 +147,38 @@ fn plans_that_would_send_nothing_are_refused() {
         loadgen::run(&plan, || Box::new(TimeConnect::default())),
         Err(LoadError::OpenLoopNeedsKeepAlive)
     ));
+}
+
+#[test]
+fn chat_every_line_reaches_every_client() {
+    let server = start(Config::default(), |r| {
+        let room = Rc::new(RefCell::new(Room::new(netloop::services::chat::MAX_UNREAD)));
+        r.listen("chat", any_port(), ChatServer::factory(room))
+            .expect("listen")
+    });
+    let plan = ChatPlan::new(server.info, 20, 4, 64, SHORT);
+    let report = loadgen::run_chat(&plan).expect("run");
+    assert_clean(&report);
+    println!("{report}");
+    assert_eq!(report.unit, "deliveries");
+    // The window opens once all 20 have joined and closes once every line sent has reached
+    // all of them (the room echoes to the sender too): deliveries are a multiple of 20.
+    assert_eq!(report.requests % 20, 0, "{report}");
+    assert!(report.requests >= 20 * 4, "every sender sent; {report}");
+}
+
+#[test]
+fn chat_open_loop_sends_at_its_rate() {
+    let server = start(Config::default(), |r| {
+        let room = Rc::new(RefCell::new(Room::new(netloop::services::chat::MAX_UNREAD)));
+        r.listen("chat", any_port(), ChatServer::factory(room))
+            .expect("listen")
+    });
+    let mut plan = ChatPlan::new(server.info, 5, 2, 32, Duration::from_millis(500));
+    plan.rate = Some(200.0);
+    let report = loadgen::run_chat(&plan).expect("run");
+    assert_clean(&report);
+    // 200 lines/s for half a second, to 5 clients each.
+    let lines = report.requests / 5;
+    assert!((90..=110).contains(&lines), "{lines} lines; {report}");
 }

@@ -30,6 +30,9 @@ pub struct Answers {
     pub unsuccessful: usize,
     /// The server announced it closes after these (`Connection: close`).
     pub closing: bool,
+    /// Payload bytes these responses carried, for a driver whose figure is bandwidth (file
+    /// transfer); 0 for the others.
+    pub bytes: u64,
 }
 
 /// The server broke its protocol: the connection is dropped and counted as an error.
@@ -71,6 +74,11 @@ pub trait Driver {
     /// The server closed its side. A protocol whose reply ends at the close (the time
     /// service) completes it here; one that frames its replies checks none was cut short.
     fn handle_eof(&mut self) -> Result<Answers, BadResponse>;
+
+    /// What one request is called in the report's summary line.
+    fn unit(&self) -> &'static str {
+        "requests"
+    }
 }
 
 /// `GET path` over keep-alive HTTP/1.1, pipelined up to the plan's depth.
@@ -147,6 +155,7 @@ impl Driver for TimeConnect {
             complete: 1,
             unsuccessful: usize::from(!matches!(reply, time_proto::Reply::Time(_))),
             closing: true,
+            bytes: 0,
         })
     }
 }

@@ -59,11 +59,13 @@
 //!
 //! [`Reactor`]: crate::reactor::Reactor
 
+mod chat;
 mod driver;
 mod report;
 mod stream;
 mod udp;
 
+pub use chat::{ChatPlan, run_chat};
 pub use driver::{Answers, BadResponse, Driver, HttpGet, Shape, TimeConnect};
 pub use report::{Errors, LATENCY_DIGITS, LATENCY_MAX_US, LATENCY_UNIT, Report};
 pub use udp::{UdpPlan, run_udp};

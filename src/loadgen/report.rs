@@ -69,6 +69,13 @@ pub struct Report {
     pub unsent: u64,
     /// Connections opened, replacements included.
     pub connections: u64,
+    /// What one of [`requests`](Self::requests) is, for the summary line: `requests`
+    /// (HTTP, time, UDP echo), `deliveries` (chat: one line arriving at one client),
+    /// `transfers` (file).
+    pub unit: &'static str,
+    /// Payload bytes received in the window (file transfer: the file's bytes, decoded):
+    /// the numerator of [`mb_per_second`](Self::mb_per_second). 0 where it means nothing.
+    pub bytes_in_window: u64,
 }
 
 impl Report {
@@ -78,6 +85,16 @@ impl Report {
         let secs = self.window.as_secs_f64();
         if secs > 0.0 {
             self.in_window as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Payload megabytes (10^6 bytes) per second of the window.
+    pub fn mb_per_second(&self) -> f64 {
+        let secs = self.window.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes_in_window as f64 / 1e6 / secs
         } else {
             0.0
         }
@@ -95,9 +112,10 @@ impl fmt::Display for Report {
         let e = &self.errors;
         write!(
             f,
-            "{} requests ({} in the {:.2} s window = {:.0}/s, {:.2} s in all); latency {LATENCY_UNIT} p50 {} p90 {} p99 {} p99.9 {} max {}; \
+            "{} {} ({} in the {:.2} s window = {:.0}/s, {:.2} s in all); latency {LATENCY_UNIT} p50 {} p90 {} p99 {} p99.9 {} max {}; \
              errors {} (connect {}, reset {}, bad {}, timeout {})",
             self.requests,
+            self.unit,
             self.in_window,
             self.window.as_secs_f64(),
             self.per_second(),
@@ -113,6 +131,9 @@ impl fmt::Display for Report {
             e.bad_response,
             e.timeout,
         )?;
+        if self.bytes_in_window > 0 {
+            write!(f, "; {:.1} MB/s", self.mb_per_second())?;
+        }
         if self.unsent > 0 {
             write!(f, "; {} due but unsent", self.unsent)?;
         }

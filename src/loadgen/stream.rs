@@ -20,7 +20,7 @@
 //! on loopback that nothing sends to, the cheapest entry there is, closed by the last
 //! connection so that [`Reactor::run`] returns as soon as the work is done.
 
-use super::driver::{BadResponse, Driver, Shape};
+use super::driver::{Answers, BadResponse, Driver, Shape};
 use super::report::{Errors, LATENCY_MAX_US, Report, new_histogram};
 use super::{LoadError, Plan};
 use crate::reactor::{CloseReason, Config, Context, Handler, Reactor, TimerId, Token};
@@ -61,6 +61,10 @@ struct Run {
     errors: Errors,
     unsent: u64,
     connections: u64,
+    /// What a request is called in the report (the driver's [`Driver::unit`]).
+    unit: &'static str,
+    /// Payload bytes of the answers received before the deadline.
+    bytes_in_window: u64,
     /// Connections not yet closed.
     live: usize,
     clock: Option<Token>,
@@ -168,11 +172,15 @@ impl Conn {
         }
     }
 
-    fn answers(&mut self, cx: &mut Context<'_>, done: usize, unsuccessful: usize) {
+    fn answers(&mut self, cx: &mut Context<'_>, a: Answers) {
+        let (done, unsuccessful) = (a.complete, a.unsuccessful);
         let now = cx.now();
         {
             let mut run = self.run.borrow_mut();
             run.errors.bad_response += unsuccessful as u64;
+            if now <= run.deadline {
+                run.bytes_in_window += a.bytes;
+            }
             for _ in 0..done {
                 let Some(at) = self.in_flight.pop_front() else {
                     // More answers than questions: the server made one up.
@@ -234,7 +242,7 @@ impl Handler for Conn {
                     self.stopping = true;
                     self.server_closing = true;
                 }
-                self.answers(cx, a.complete, a.unsuccessful);
+                self.answers(cx, a);
             }
             Err(e) => self.broke(cx, e),
         }
@@ -242,7 +250,7 @@ impl Handler for Conn {
 
     fn eof(&mut self, cx: &mut Context<'_>) {
         match self.driver.handle_eof() {
-            Ok(a) => self.answers(cx, a.complete, a.unsuccessful),
+            Ok(a) => self.answers(cx, a),
             Err(e) => return self.broke(cx, e),
         }
         if self.server_closing {
@@ -380,6 +388,7 @@ impl Handler for Clock {
 
 /// The state a run's connections share, for a run that starts at `start`.
 fn shared(plan: &Plan, start: Instant, factory: DriverFactory) -> Shared {
+    let unit = factory().unit();
     Rc::new(RefCell::new(Run {
         target: plan.target,
         depth: plan.depth,
@@ -396,6 +405,8 @@ fn shared(plan: &Plan, start: Instant, factory: DriverFactory) -> Shared {
         errors: Errors::default(),
         unsent: 0,
         connections: 0,
+        unit,
+        bytes_in_window: 0,
         live: 0,
         clock: None,
     }))
@@ -457,6 +468,8 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
         errors: r.errors,
         unsent: r.unsent,
         connections: r.connections,
+        unit: r.unit,
+        bytes_in_window: r.bytes_in_window,
     })
 }
 

@@ -194,5 +194,7 @@ pub fn run_udp(plan: &UdpPlan) -> Result<Report, LoadError> {
         errors: e.errors,
         unsent: 0,
         connections: 1,
+        unit: "requests",
+        bytes_in_window: 0,
     })
 }
