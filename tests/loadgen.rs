@@ -3,12 +3,16 @@
 
 mod util;
 
-use netloop::loadgen::{self, ChatPlan, HttpGet, LoadError, Plan, Report, TimeConnect, UdpPlan};
+use netloop::loadgen::{
+    self, ChatPlan, FileGet, HttpGet, LoadError, Plan, Report, TimeConnect, UdpPlan,
+};
 use netloop::reactor::Config;
 use netloop::services::chat::{ChatServer, Room};
+use netloop::services::file::{self, FileService, RequestServer, Store};
 use netloop::services::http::{self, HttpConfig, app};
 use netloop::services::time::TimeServer;
 use netloop::services::udp_echo::EchoServer;
+use netloop_protocols::file::Encoding;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -181,4 +185,82 @@ fn chat_open_loop_sends_at_its_rate() {
     // 200 lines/s for half a second, to 5 clients each.
     let lines = report.requests / 5;
     assert!((90..=110).contains(&lines), "{lines} lines; {report}");
+}
+
+/// A netloop file server (request mode) in-process, serving `name` with `size` bytes from
+/// a temporary directory (kept alive by the returned guard).
+fn file_server(name: &str, size: usize) -> (Running<SocketAddr>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.path().join(name), data).expect("write the file");
+    let path = dir.path().to_path_buf();
+    let server = start(Config::default(), move |r| {
+        let store = Store::open(&path).expect("store");
+        r.listen_with(
+            "file",
+            any_port(),
+            file::listen_options(),
+            RequestServer::factory(FileService::shared(store)),
+        )
+        .expect("listen")
+    });
+    (server, dir)
+}
+
+#[test]
+fn file_transfers_arrive_whole_raw_and_base64() {
+    const SIZE: u64 = 200_000;
+    let (server, _dir) = file_server("big.bin", SIZE as usize);
+    for encoding in [Encoding::Raw, Encoding::Base64] {
+        let plan = Plan::closed_loop(server.info, 2, 1, SHORT);
+        let report = loadgen::run(&plan, move || {
+            Box::new(FileGet::new("big.bin", encoding).verify_sha256(true))
+        })
+        .expect("run");
+        println!("{report}");
+        assert_clean(&report);
+        assert_eq!(report.unit, "transfers");
+        assert_eq!(report.bytes_in_window, report.in_window * SIZE, "{report}");
+    }
+}
+
+/// A server that answers every connection with `reply` and closes.
+fn fake_file_server(reply: Vec<u8>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind(any_port()).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut request = [0u8; 256];
+            let _ = std::io::Read::read(&mut s, &mut request);
+            let _ = std::io::Write::write_all(&mut s, &reply);
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_file_of_the_wrong_size_is_an_error() {
+    let header = |size: u64| {
+        let digest = netloop_protocols::file::Sha256Digest::of(b"0123456789");
+        format!(
+            "{{\"status\":\"ok\",\"filename\":\"f\",\"size\":{size},\"sha256\":\"{digest}\",\"encoding\":\"raw\"}}\n"
+        )
+    };
+    // Announces 12 bytes, sends 10 and closes; announces 8, sends 10.
+    for announced in [12, 8] {
+        let mut reply = header(announced).into_bytes();
+        reply.extend_from_slice(b"0123456789");
+        let addr = fake_file_server(reply);
+        let plan = Plan::closed_loop(addr, 1, 1, Duration::from_millis(100));
+        let report =
+            loadgen::run(&plan, || Box::new(FileGet::new("f", Encoding::Raw))).expect("run");
+        assert_eq!(report.requests, 0, "{report}");
+        assert!(report.errors.bad_response > 0, "{report}");
+        assert_eq!(
+            report.errors.total(),
+            report.errors.bad_response,
+            "{report}"
+        );
+    }
 }

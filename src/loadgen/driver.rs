@@ -42,6 +42,8 @@ pub enum BadResponse {
     Http(ResponseError),
     /// The time service sent more than a time's worth of bytes.
     Time(time_proto::Error),
+    /// A file transfer whose header or body was wrong (size, checksum, framing).
+    File(super::file::FileError),
     /// The server closed with a response half sent.
     CutShort,
 }
@@ -51,6 +53,7 @@ impl fmt::Display for BadResponse {
         match self {
             BadResponse::Http(e) => write!(f, "bad HTTP response: {e}"),
             BadResponse::Time(e) => write!(f, "bad time reply: {e:?}"),
+            BadResponse::File(e) => write!(f, "bad file transfer: {e}"),
             BadResponse::CutShort => f.write_str("connection closed mid-response"),
         }
     }

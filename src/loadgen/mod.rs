@@ -61,12 +61,14 @@
 
 mod chat;
 mod driver;
+mod file;
 mod report;
 mod stream;
 mod udp;
 
 pub use chat::{ChatPlan, run_chat};
 pub use driver::{Answers, BadResponse, Driver, HttpGet, Shape, TimeConnect};
+pub use file::{FileError, FileGet};
 pub use report::{Errors, LATENCY_DIGITS, LATENCY_MAX_US, LATENCY_UNIT, Report};
 pub use udp::{UdpPlan, run_udp};
 
