@@ -8,7 +8,18 @@
 //! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --rate 20000
 //! cargo run --release --example loadgen -- time 127.0.0.1:6789 --conns 10
 //! cargo run --release --example loadgen -- udp 127.0.0.1:6789 --window 32
+//! cargo run --release --example loadgen -- chat 127.0.0.1:12345 --clients 100 --senders 10 --size 64
+//! cargo run --release --example loadgen -- file 127.0.0.1:5566 --name big.bin --conns 4 [--encoding base64] [--sha256]
 //! ```
+//!
+//! `chat` joins `--clients` clients (`load0`, `load1`, ...) to the room, then the first
+//! `--senders` send lines of `--size` bytes, each its next as soon as its previous one came
+//! back to it (or `--rate` lines/s in all); the figure is deliveries/s (a line arriving at
+//! one client), and the window opens once everyone has joined. `file` fetches `--name`
+//! over `--conns` connections, one transfer per connection (the server closes after each),
+//! and reports transfers/s and MB/s; a file of the wrong size (or, with `--sha256`, the
+//! wrong digest) is an error. Put a big file in the server's directory first, e.g.
+//! `head -c 100000000 /dev/urandom > /tmp/netloop-files/big.bin`.
 //!
 //! Pin it to a core of its own, away from the server: `taskset -c 1 target/release/examples/loadgen ...`.
 //! `--rate` switches HTTP to open loop (latency measured from each request's scheduled time:
@@ -16,19 +27,21 @@
 
 use clap::Parser;
 use netloop::cli;
-use netloop::loadgen::{self, HttpGet, Plan, TimeConnect, UdpPlan};
+use netloop::loadgen::{self, ChatPlan, FileGet, HttpGet, Plan, TimeConnect, UdpPlan};
+use netloop_protocols::file::Encoding;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Loads an HTTP, time or UDP echo server and prints requests/s, latency percentiles and errors.
+/// Loads an HTTP, time, UDP echo, chat or file server and prints requests/s (deliveries/s,
+/// transfers/s and MB/s), latency percentiles and errors.
 #[derive(Parser)]
 struct Args {
-    /// `http://HOST:PORT/PATH`, or `time` or `udp` followed by the address.
+    /// `http://HOST:PORT/PATH`, or `time`, `udp`, `chat` or `file` followed by the address.
     target: String,
-    /// The address, after `time` or `udp`.
+    /// The address, after `time`, `udp`, `chat` or `file`.
     addr: Option<String>,
-    /// Connections open at once (HTTP, time).
+    /// Connections open at once (HTTP, time, file).
     #[arg(long, default_value_t = 50)]
     conns: usize,
     /// Requests in flight per connection: 1 is plain keep-alive, more is pipelining (HTTP).
@@ -37,7 +50,8 @@ struct Args {
     /// Seconds to send for.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
-    /// Open loop: requests per second in total, on a fixed schedule (HTTP).
+    /// Open loop: requests per second in total, on a fixed schedule (HTTP); lines per
+    /// second in total (chat).
     #[arg(long)]
     rate: Option<f64>,
     /// Datagrams in flight at once (UDP).
@@ -46,6 +60,24 @@ struct Args {
     /// Bytes per datagram (UDP, at least 8).
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Clients in the chat room (chat).
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Of those, how many send lines (chat).
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Bytes of text per line (chat).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// The file to fetch (file).
+    #[arg(long)]
+    name: Option<String>,
+    /// How the file travels: `raw` or `base64` (file).
+    #[arg(long, default_value = "raw")]
+    encoding: String,
+    /// Also check every transfer's SHA-256 against the header's (file).
+    #[arg(long)]
+    sha256: bool,
     /// Seconds a request may wait for its answer before it counts as a timeout.
     #[arg(long)]
     timeout: Option<f64>,
@@ -84,13 +116,35 @@ fn run(args: &Args) -> Result<loadgen::Report, String> {
     let duration = seconds(args.duration, "--duration")?;
     let timeout = args.timeout.map(|t| seconds(t, "--timeout")).transpose()?;
     let report = match args.target.as_str() {
-        "time" | "udp" => {
+        "time" | "udp" | "chat" | "file" => {
             let addr = args
                 .addr
                 .as_deref()
                 .ok_or_else(|| format!("{}: which address?", args.target))?;
             let addr = cli::parse_addr(addr).or_else(|_| resolve(addr))?;
-            if args.target == "udp" {
+            if args.target == "chat" {
+                let mut plan = ChatPlan::new(addr, args.clients, args.senders, args.size, duration);
+                plan.rate = args.rate;
+                if let Some(t) = timeout {
+                    plan.timeout = t;
+                }
+                loadgen::run_chat(&plan)
+            } else if args.target == "file" {
+                let name = args.name.clone().ok_or("file: which file? (--name)")?;
+                let encoding = match args.encoding.as_str() {
+                    "raw" => Encoding::Raw,
+                    "base64" => Encoding::Base64,
+                    other => return Err(format!("--encoding {other}: raw or base64")),
+                };
+                let sha256 = args.sha256;
+                let mut plan = Plan::closed_loop(addr, args.conns, 1, duration);
+                if let Some(t) = timeout {
+                    plan.timeout = t;
+                }
+                loadgen::run(&plan, move || {
+                    Box::new(FileGet::new(&name, encoding).verify_sha256(sha256))
+                })
+            } else if args.target == "udp" {
                 let mut plan = UdpPlan::new(addr, args.window, duration);
                 plan.payload = args.payload;
                 if let Some(t) = timeout {
