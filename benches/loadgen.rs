@@ -1,7 +1,7 @@
 //! netloop against the lesson's model (a thread per connection, blocking sockets), driven
 //! by the same load generator: netloop's own ([`netloop::loadgen`]).
 //!
-//! Run: `cargo bench --bench loadgen` (about two minutes with the defaults).
+//! Run: `cargo bench --bench loadgen` (about two and a half minutes with the defaults).
 //!
 //! Each server is a child process pinned to CPU 0: the `netloop` binary, and the
 //! `threaded_server` example (this bench includes that file and re-executes itself to run
@@ -10,7 +10,8 @@
 //! (netloop, threaded, netloop, threaded, ...), each run on a freshly started server so that
 //! its peak RSS belongs to that run. Reported per scenario, medians over the runs:
 //!
-//! - requests (or, for the time service, connections) per second;
+//! - requests (for the time service connections, for UDP datagrams, for chat deliveries)
+//!   per second;
 //! - latency p50 / p99 / p99.9 in µs, from the generator's HDR histogram (closed loop);
 //! - errors, summed over the runs (connect failures, resets, bad responses, timeouts, and
 //!   in open loop requests that fell due but were never sent);
@@ -25,10 +26,17 @@
 //! HTTP in open loop at each of `RATES` requests/s over `OPEN_CONNS` connections: a rate
 //! both servers can sustain, so that the latency figures compare the servers at the same
 //! load (closed-loop latencies compare them at different loads, each at its own maximum).
+//! Then UDP echo with a window of `UDP_WINDOWS` 64-byte datagrams from one socket
+//! (datagrams/s; the baseline's echo is the lesson's one blocking `recv_from`/`send_to`
+//! thread, since UDP has no connections to give threads to), and chat: `CHAT_CLIENTS`
+//! clients in netloop's room, `CHAT_SENDERS` of them sending 64-byte lines in closed loop
+//! (deliveries/s: one line reaching one client; the room echoes to the sender, so every
+//! line is 100 deliveries). The baseline has no chat, so that row is netloop's alone ("-").
 //!
 //! Env: `RUNS` (2), `DURATION` seconds per run (3), `CONNS` ("10 100 1000"), `DEPTHS`
-//! ("1 16"), `TIME_CONNS` ("10"), `RATES` ("50000"), `OPEN_CONNS` ("100"); an empty list
-//! skips its scenarios. Writes `target/netloop-bench/loadgen.json`
+//! ("1 16"), `TIME_CONNS` ("10"), `UDP_WINDOWS` ("32"), `CHAT_CLIENTS` ("100"),
+//! `CHAT_SENDERS` ("10"), `RATES` ("50000"), `OPEN_CONNS` ("100"); an empty list skips its
+//! scenarios. Writes `target/netloop-bench/loadgen.json`
 //! and the picture `target/netloop-bench/loadgen.svg` (requests/s and p99 against
 //! connections, both servers).
 
@@ -41,7 +49,7 @@ use common::{
     Server, cpu_seconds, env_or, median, peak_rss_kib, pin_this_thread, start_announcing,
     start_netloop,
 };
-use netloop::loadgen::{self, HttpGet, Plan, Report, TimeConnect};
+use netloop::loadgen::{self, ChatPlan, HttpGet, Plan, Report, TimeConnect, UdpPlan};
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -68,7 +76,16 @@ enum Kind {
     /// HTTP GET /hello in open loop at this many requests/s (16 in flight at most per
     /// connection; latency from each request's scheduled time).
     Open(u32),
+    /// UDP echo, this many 64-byte datagrams in flight from one socket (`conns` is 1).
+    Udp(usize),
+    /// Chat: `conns` clients in the room, this many of them sending 64-byte lines in closed
+    /// loop; the figure is deliveries/s. netloop only: the baseline has no chat.
+    Chat(usize),
 }
+
+/// Bytes per chat line in the chat scenario: a typed line, so the figure is the fan-out's
+/// per-message cost, not bandwidth.
+const CHAT_LINE: usize = 64;
 
 #[derive(Clone, Debug)]
 struct Scenario {
@@ -83,6 +100,8 @@ impl Scenario {
             Kind::Http(d) => format!("http pipelined {d}"),
             Kind::Time => "time connect".into(),
             Kind::Open(rate) => format!("http open {rate}/s"),
+            Kind::Udp(window) => format!("udp echo w{window}"),
+            Kind::Chat(senders) => format!("chat {senders} senders"),
         }
     }
 
@@ -90,6 +109,16 @@ impl Scenario {
         match self.kind {
             Kind::Http(_) | Kind::Open(_) => "http",
             Kind::Time => "time",
+            Kind::Udp(_) => "udp-echo",
+            Kind::Chat(_) => "chat",
+        }
+    }
+
+    /// The servers that run it: the baseline has no chat.
+    fn servers(&self) -> &'static [&'static str] {
+        match self.kind {
+            Kind::Chat(_) => &SERVERS[..1],
+            _ => &SERVERS,
         }
     }
 }
@@ -114,6 +143,7 @@ fn start(server: &str, service: &str) -> Server {
             cmd.args(["-c", "0"])
                 .arg(std::env::current_exe().expect("this bench's path"))
                 .args(["--http", "127.0.0.1:0", "--time", "127.0.0.1:0"])
+                .args(["--udp-echo", "127.0.0.1:0"])
                 .env(ROLE, "threaded-server");
             start_announcing("threaded", cmd, service)
         }
@@ -145,6 +175,16 @@ fn measure(server: &str, scenario: &Scenario, duration: Duration) -> Run {
             plan.timeout = TIMEOUT;
             loadgen::run(&plan, || Box::new(TimeConnect::default()))
         }
+        Kind::Udp(window) => {
+            let mut plan = UdpPlan::new(addr, window, duration);
+            plan.timeout = TIMEOUT;
+            loadgen::run_udp(&plan)
+        }
+        Kind::Chat(senders) => {
+            let mut plan = ChatPlan::new(addr, scenario.conns, senders, CHAT_LINE, duration);
+            plan.timeout = TIMEOUT;
+            loadgen::run_chat(&plan)
+        }
     }
     .expect("a valid plan");
     let wall = started.elapsed().as_secs_f64();
@@ -172,6 +212,22 @@ fn measure(server: &str, scenario: &Scenario, duration: Duration) -> Run {
             f64::NAN
         },
         rss_kib: rss as f64,
+    }
+}
+
+impl Run {
+    /// A server that did not run the scenario.
+    fn missing() -> Run {
+        Run {
+            rps: f64::NAN,
+            p50: f64::NAN,
+            p99: f64::NAN,
+            p999: f64::NAN,
+            errors: 0,
+            cpu_share: f64::NAN,
+            per_cpu_s: f64::NAN,
+            rss_kib: f64::NAN,
+        }
     }
 }
 
@@ -230,6 +286,18 @@ fn main() {
             conns,
         });
     }
+    for window in list("UDP_WINDOWS", "32") {
+        scenarios.push(Scenario {
+            kind: Kind::Udp(window),
+            conns: 1,
+        });
+    }
+    for clients in list("CHAT_CLIENTS", "100") {
+        scenarios.push(Scenario {
+            kind: Kind::Chat(list("CHAT_SENDERS", "10").first().copied().unwrap_or(10)),
+            conns: clients,
+        });
+    }
     for rate in list("RATES", "50000") {
         scenarios.push(Scenario {
             kind: Kind::Open(rate as u32),
@@ -271,15 +339,32 @@ fn main() {
     for scenario in &scenarios {
         let mut results: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..runs {
-            for (i, server) in SERVERS.iter().enumerate() {
+            for (i, server) in scenario.servers().iter().enumerate() {
                 results[i].push(measure(server, scenario, duration));
             }
         }
-        let [ours, theirs] = [summarize(&results[0]), summarize(&results[1])];
+        // A scenario the baseline does not serve has no runs there: its figures are NaN,
+        // printed as "-" and written as null.
+        let theirs = if results[1].is_empty() {
+            Run::missing()
+        } else {
+            summarize(&results[1])
+        };
+        let ours = summarize(&results[0]);
         let ratio = ours.rps / theirs.rps;
         let per_cpu_ratio = ours.per_cpu_s / theirs.per_cpu_s;
         for (i, (server, r)) in SERVERS.iter().zip([ours, theirs]).enumerate() {
-            let ratios = if i == 0 {
+            if results[i].is_empty() {
+                println!(
+                    "{:<18} {:>5} {:<8} | {:>9} (not served by the baseline)",
+                    scenario.label(),
+                    scenario.conns,
+                    server,
+                    "-"
+                );
+                continue;
+            }
+            let ratios = if i == 0 && !results[1].is_empty() {
                 format!("{ratio:>5.2}x {per_cpu_ratio:>6.2}x")
             } else {
                 String::new()
@@ -306,6 +391,9 @@ fn main() {
 }
 
 fn run_json(r: &Run) -> serde_json::Value {
+    if r.rps.is_nan() {
+        return serde_json::Value::Null;
+    }
     serde_json::json!({
         "rps": r.rps.round(),
         "p50_us": r.p50,
@@ -484,7 +572,7 @@ fn write_svg(rows: &[(Scenario, Run, Run)]) {
         .iter()
         .filter_map(|(s, ..)| match s.kind {
             Kind::Http(d) => Some(d),
-            Kind::Time | Kind::Open(_) => None,
+            Kind::Time | Kind::Open(_) | Kind::Udp(_) | Kind::Chat(_) => None,
         })
         .collect();
     depths.dedup();

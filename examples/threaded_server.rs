@@ -1,9 +1,15 @@
 //! The lesson's model, in Rust, as the benches' baseline: a thread per connection and
 //! blocking sockets, std only. It serves what the load generator asks of netloop: HTTP/1.1
-//! `GET /hello` → `Hello, world!` (keep-alive, pipelining) and the time service.
+//! `GET /hello` → `Hello, world!` (keep-alive, pipelining), the time service, and (with
+//! `--udp-echo`) UDP echo.
 //!
-//! Run: `cargo run --release --example threaded_server [-- --http 127.0.0.1:8000 --time 127.0.0.1:6789]`
-//! (port 0 picks a free one), then `curl http://127.0.0.1:8000/hello` or `nc 127.0.0.1 6789`.
+//! Run: `cargo run --release --example threaded_server [-- --http 127.0.0.1:8000 --time 127.0.0.1:6789 --udp-echo 127.0.0.1:6789]`
+//! (port 0 picks a free one), then `curl http://127.0.0.1:8000/hello` or `nc 127.0.0.1 6789`
+//! (`nc -u` for the echo).
+//!
+//! UDP has no connections, so there is no thread per anything: the echo is the lesson's
+//! program 08, one thread blocked in `recv_from`, then `send_to`, forever. That is the
+//! blocking model's UDP server, and the fair baseline for netloop's.
 //!
 //! This is what the lesson's Python does with `threading.Thread(target=handle, args=(conn,))`:
 //! the accept loop hands each connection to a new thread, which blocks in `read` until its
@@ -19,7 +25,7 @@
 //! service is the one that does HTTP properly.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread;
 
 /// Longest request head line read before the request is refused: 8 KiB, nginx's
@@ -149,6 +155,25 @@ fn accept_loop(listener: TcpListener, serve: fn(TcpStream) -> io::Result<()>) {
     }
 }
 
+/// Echoes every datagram to its sender, one blocking `recv_from` at a time.
+fn serve_udp_echo(socket: UdpSocket) {
+    // 64 KiB: the largest datagram UDP carries, so none is cut.
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                // A full kernel buffer drops the echo, as UDP may anyway.
+                let _ = socket.send_to(&buf[..n], from);
+            }
+            // An ICMP error from an earlier send (the client went away): carry on.
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                eprintln!("threaded_server: udp echo: {e}")
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 fn parse_flag(args: &[String], flag: &str, default: &str) -> Result<SocketAddr, String> {
     let value = match args.iter().position(|a| a == flag) {
         Some(i) => args.get(i + 1).ok_or(format!("{flag} needs an address"))?,
@@ -163,10 +188,31 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let http = TcpListener::bind(parse_flag(&args, "--http", "127.0.0.1:8000")?)?;
     let time = TcpListener::bind(parse_flag(&args, "--time", "127.0.0.1:6789")?)?;
-    // The same start-up lines as netloop, so benches and tests read both the same way.
-    println!("http listening on {}", http.local_addr()?);
-    println!("time listening on {}", time.local_addr()?);
-    io::stdout().flush()?;
+    let udp = if args.iter().any(|a| a == "--udp-echo") {
+        Some(UdpSocket::bind(parse_flag(
+            &args,
+            "--udp-echo",
+            "127.0.0.1:6789",
+        )?)?)
+    } else {
+        None
+    };
+    // The same start-up lines as netloop, so benches and tests read both the same way, in
+    // one write: a bench reads up to the line it needs and closes the pipe, after which a
+    // further print would fail (and `println!` would panic).
+    let mut announce = format!(
+        "http listening on {}\ntime listening on {}\n",
+        http.local_addr()?,
+        time.local_addr()?
+    );
+    if let Some(udp) = udp {
+        announce += &format!("udp-echo listening on {}\n", udp.local_addr()?);
+        thread::spawn(move || serve_udp_echo(udp));
+    }
+    let mut stdout = io::stdout();
+    let _ = stdout
+        .write_all(announce.as_bytes())
+        .and_then(|()| stdout.flush());
     let t = thread::spawn(move || accept_loop(time, serve_time));
     accept_loop(http, serve_http);
     let _ = t.join();
