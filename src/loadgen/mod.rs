@@ -9,11 +9,18 @@
 //! arms a deadline timer, stops sending, and closes once its last answer is in; a hard stop
 //! cuts off whatever is still waiting) and returns a [`Report`]: completed requests per
 //! second, latency percentiles, and errors by kind (connect failures, resets, bad
-//! responses, timeouts). [`run_udp`] does the same for UDP echo with a window of datagrams.
+//! responses, timeouts). [`run_udp`] does the same for UDP echo with a window of datagrams,
+//! and [`run_chat`] for a chat room ([`ChatPlan`]).
 //!
 //! Drivers included: [`HttpGet`] (keep-alive, pipelined `GET`), [`TimeConnect`] (connect,
-//! read the time to EOF: connections per second). The [`Driver`] trait is the whole
-//! protocol-specific part, so chat, file transfer or SMTP load is one more implementation.
+//! read the time to EOF: connections per second), [`FileGet`] (one request-mode `get` per
+//! connection, size and optionally SHA-256 checked as the bytes stream: transfers and MB
+//! per second). The [`Driver`] trait is the whole protocol-specific part of a
+//! request/response protocol, so SMTP load is one more implementation.
+//!
+//! Chat is not request/response: a line sent by one client is answered by its arrival at
+//! every client, so [`run_chat`] has an engine of its own (`chat.rs`) whose clients share
+//! the senders' send times, and reports deliveries per second.
 //!
 //! # Closed loop and open loop
 //!
