@@ -64,10 +64,11 @@ fn http_pipelined_against_netloop_in_process() {
 }
 
 #[test]
-fn http_and_time_against_the_threaded_baseline() {
+fn http_time_and_udp_against_the_threaded_baseline() {
     let mut cmd = Command::new(binary("threaded_server"));
     cmd.args(["--http", "127.0.0.1:0", "--time", "127.0.0.1:0"]);
-    let server = spawn_server(cmd, 2);
+    cmd.args(["--udp-echo", "127.0.0.1:0"]);
+    let server = spawn_server(cmd, 3);
     let addr = server.addr("http");
     let report =
         loadgen::run(&Plan::closed_loop(addr, 4, 4, SHORT), http_driver(addr)).expect("run");
@@ -78,6 +79,10 @@ fn http_and_time_against_the_threaded_baseline() {
     assert_clean(&report);
     // One connection per request (plus the last ones, which the deadline closes unasked).
     assert!(report.connections >= report.requests, "{report}");
+
+    // The baseline's echo: one blocking thread.
+    let report = loadgen::run_udp(&UdpPlan::new(server.addr("udp-echo"), 8, SHORT)).expect("run");
+    assert_clean(&report);
 }
 
 #[test]
@@ -165,8 +170,10 @@ fn chat_every_line_reaches_every_client() {
     assert_clean(&report);
     println!("{report}");
     assert_eq!(report.unit, "deliveries");
-    // The window opens once all 20 have joined and closes once every line sent has reached
-    // all of them (the room echoes to the sender too): deliveries are a multiple of 20.
+    // The window opens once all 20 have joined, and the run ends once every line sent has
+    // reached all of them (the room echoes to the sender too); a line that missed anyone
+    // would count a timeout per missing delivery, and there are none. So deliveries are
+    // exactly lines × 20.
     assert_eq!(report.requests % 20, 0, "{report}");
     assert!(report.requests >= 20 * 4, "every sender sent; {report}");
 }
@@ -263,4 +270,19 @@ fn a_file_of_the_wrong_size_is_an_error() {
             "{report}"
         );
     }
+}
+
+#[test]
+fn a_chat_run_against_a_refused_port_ends_at_once() {
+    let addr = std::net::TcpListener::bind(any_port())
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let started = std::time::Instant::now();
+    let report = loadgen::run_chat(&ChatPlan::new(addr, 3, 1, 16, SHORT)).expect("run");
+    assert_eq!(report.requests, 0);
+    assert_eq!(report.errors.connect, 3, "{report}");
+    assert!(
+        started.elapsed() < PATIENCE,
+        "nobody joined: nothing to wait for"
+    );
 }

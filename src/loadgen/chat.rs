@@ -138,6 +138,8 @@ struct Room {
     /// Clients that joined, or will never join (failed, timed out).
     settled: usize,
     started: bool,
+    /// The run is over: a connection that opens now closes at once.
+    finished: bool,
     deadline: Option<Instant>,
     stopping: bool,
     outboxes: Vec<Outbox>,
@@ -161,6 +163,7 @@ impl Room {
 
     /// Closes every connection and the clock: the run is over.
     fn finish(&mut self, cx: &mut Context<'_>) {
+        self.finished = true;
         let me = cx.token();
         for t in self.tokens.iter_mut().filter_map(Option::take) {
             if t == me {
@@ -336,7 +339,14 @@ impl Client {
 
 impl Handler for Client {
     fn opened(&mut self, cx: &mut Context<'_>) {
-        self.room.borrow_mut().tokens[self.index] = Some(cx.token());
+        let mut room = self.room.borrow_mut();
+        if room.finished {
+            // A connect that took longer than the whole run.
+            cx.close();
+            return;
+        }
+        room.tokens[self.index] = Some(cx.token());
+        drop(room);
         cx.write(format!("load{}\n", self.index).as_bytes());
     }
 
@@ -482,11 +492,15 @@ impl Handler for Clock {
                 cx.set_timer(SWEEP, SWEEP_EVERY);
             }
             HARD_STOP => {
+                log::debug!("{SERVICE}: hard stop; cutting off what is left");
                 let mut room = self.room.borrow_mut();
                 let left = room.outstanding as u64;
                 room.errors.timeout += left;
                 room.outstanding = 0;
                 room.finish(cx);
+                // Connects still pending have no token to close: the reactor's shutdown
+                // reaches them (their `shutdown` aborts).
+                cx.shutdown_reactor();
             }
             _ => {}
         }
@@ -517,6 +531,7 @@ pub fn run_chat(plan: &ChatPlan) -> Result<Report, LoadError> {
         receivers: 0,
         settled: 0,
         started: false,
+        finished: false,
         deadline: None,
         stopping: false,
         outboxes: (0..plan.senders).map(|_| Outbox::default()).collect(),

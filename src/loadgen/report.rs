@@ -75,6 +75,9 @@ pub struct Report {
     pub unit: &'static str,
     /// Payload bytes received in the window (file transfer: the file's bytes, decoded):
     /// the numerator of [`mb_per_second`](Self::mb_per_second). 0 where it means nothing.
+    /// A transfer's bytes count when it completes, whole, so with files that take a sizable
+    /// part of the window the figure moves in steps of one file: make the window hold many
+    /// transfers (or several connections' worth).
     pub bytes_in_window: u64,
 }
 
