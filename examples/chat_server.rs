@@ -14,7 +14,7 @@
 
 use clap::{Parser, ValueEnum};
 use netloop::cli;
-use netloop::reactor::Reactor;
+use netloop::reactor::Config;
 use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -50,12 +50,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    let mut reactor = match Reactor::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot create the event loop: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(mut reactor) = cli::new_reactor(Config::default()) else {
+        return ExitCode::FAILURE;
     };
     let echo = !args.no_echo;
     let (service, bound) = match args.framing {
@@ -72,12 +68,8 @@ fn main() -> ExitCode {
             ("chat-raw", reactor.listen("chat-raw", args.addr, factory))
         }
     };
-    match bound {
-        Ok(addr) => cli::announce(service, addr),
-        Err(e) => {
-            eprintln!("{}", cli::bind_error(service, args.addr, &e));
-            return ExitCode::FAILURE;
-        }
+    if cli::announce_or_fail(service, args.addr, bound).is_none() {
+        return ExitCode::FAILURE;
     }
     cli::serve(reactor)
 }

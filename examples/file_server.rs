@@ -11,7 +11,7 @@
 
 use clap::Parser;
 use netloop::cli;
-use netloop::reactor::Reactor;
+use netloop::reactor::Config;
 use netloop::services::file::{self, FileService, LessonFile, LessonServer, RequestServer, Store};
 use netloop_protocols::file::safe_file_name;
 use std::net::SocketAddr;
@@ -43,12 +43,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    let mut reactor = match Reactor::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot create the event loop: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(mut reactor) = cli::new_reactor(Config::default()) else {
+        return ExitCode::FAILURE;
     };
     let listened = if let Some(path) = &args.file {
         let lesson = match lesson_file(path) {
@@ -87,12 +83,8 @@ fn main() -> ExitCode {
             RequestServer::factory(shared),
         )
     };
-    match listened {
-        Ok(addr) => cli::announce("file", addr),
-        Err(e) => {
-            eprintln!("{}", cli::bind_error("file", args.addr, &e));
-            return ExitCode::FAILURE;
-        }
+    if cli::announce_or_fail("file", args.addr, listened).is_none() {
+        return ExitCode::FAILURE;
     }
     cli::serve(reactor)
 }

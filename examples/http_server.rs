@@ -10,7 +10,7 @@
 
 use clap::Parser;
 use netloop::cli;
-use netloop::reactor::{Config, Reactor};
+use netloop::reactor::Config;
 use netloop::services::http::{self, HttpFlags, Router, StaticDir, app};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,26 +58,19 @@ fn main() -> ExitCode {
     if let Some(n) = args.max_connections {
         config.max_connections = n;
     }
-    let mut reactor = match Reactor::with_config(config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot create the event loop: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(mut reactor) = cli::new_reactor(config) else {
+        return ExitCode::FAILURE;
     };
     let http_config = args.http.config();
     let options = http::listen_options(&http_config);
-    match reactor.listen_with(
+    let bound = reactor.listen_with(
         "http",
         args.addr,
         options,
         http::factory(router, http_config),
-    ) {
-        Ok(addr) => cli::announce("http", addr),
-        Err(e) => {
-            eprintln!("{}", cli::bind_error("http", args.addr, &e));
-            return ExitCode::FAILURE;
-        }
+    );
+    if cli::announce_or_fail("http", args.addr, bound).is_none() {
+        return ExitCode::FAILURE;
     }
     cli::serve(reactor)
 }

@@ -6,7 +6,7 @@
 
 use clap::Parser;
 use netloop::cli;
-use netloop::reactor::Reactor;
+use netloop::reactor::Config;
 use netloop::services::udp_echo::EchoServer;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,19 +22,12 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
-    let mut reactor = match Reactor::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot create the event loop: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(mut reactor) = cli::new_reactor(Config::default()) else {
+        return ExitCode::FAILURE;
     };
-    match reactor.bind_udp("udp-echo", args.addr, Box::new(EchoServer)) {
-        Ok(addr) => cli::announce("udp-echo", addr),
-        Err(e) => {
-            eprintln!("{}", cli::bind_error("udp-echo", args.addr, &e));
-            return ExitCode::FAILURE;
-        }
+    let bound = reactor.bind_udp("udp-echo", args.addr, Box::new(EchoServer));
+    if cli::announce_or_fail("udp-echo", args.addr, bound).is_none() {
+        return ExitCode::FAILURE;
     }
     cli::serve(reactor)
 }

@@ -61,3 +61,29 @@ pub fn serve(mut reactor: crate::reactor::Reactor) -> std::process::ExitCode {
         }
     }
 }
+
+/// A reactor with `config`, or `None` after saying on stderr why there is none.
+pub fn new_reactor(config: crate::reactor::Config) -> Option<crate::reactor::Reactor> {
+    crate::reactor::Reactor::with_config(config)
+        .map_err(|e| eprintln!("cannot create the event loop: {e}"))
+        .ok()
+}
+
+/// The end of every server's set-up: announces the bound socket (`<service> listening on
+/// <ip:port>`), or says on stderr why `wanted` could not be bound and returns `None`.
+pub fn announce_or_fail(
+    service: &str,
+    wanted: SocketAddr,
+    bound: std::io::Result<SocketAddr>,
+) -> Option<SocketAddr> {
+    match bound {
+        Ok(addr) => {
+            announce(service, addr);
+            Some(addr)
+        }
+        Err(e) => {
+            eprintln!("{}", bind_error(service, wanted, &e));
+            None
+        }
+    }
+}

@@ -11,7 +11,7 @@
 
 use clap::Parser;
 use netloop::cli;
-use netloop::reactor::{Config, Reactor};
+use netloop::reactor::Config;
 use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
 use netloop::services::http::{self, HttpFlags, app};
 use netloop::services::{file, time, udp_echo};
@@ -96,115 +96,69 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut reactor = match Reactor::with_config(config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("netloop: cannot create the event loop: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(mut reactor) = cli::new_reactor(config) else {
+        return ExitCode::FAILURE;
     };
-    let time_addr = SocketAddr::new(args.bind, args.port(args.time_port, time::DEFAULT_PORT));
-    let time_addr_bound = match reactor.listen("time", time_addr, time::TimeServer::factory()) {
-        Ok(addr) => {
-            cli::announce("time", addr);
-            addr
-        }
-        Err(e) => {
-            eprintln!("netloop: {}", cli::bind_error("time", time_addr, &e));
-            return ExitCode::FAILURE;
-        }
+    // Each service: bind, announce, and remember it for the landing page; any failure to
+    // bind ends the program with a clear message and exit code 1.
+    let mut listed = Vec::new();
+    let mut up = |service: &str,
+                  proto: &'static str,
+                  wanted: SocketAddr,
+                  bound,
+                  try_it: &dyn Fn(SocketAddr) -> String| {
+        let addr = cli::announce_or_fail(service, wanted, bound)?;
+        listed.push(app::Listed {
+            name: service.into(),
+            proto,
+            addr,
+            try_it: try_it(addr),
+        });
+        Some(addr)
     };
-    let echo_addr = SocketAddr::new(
+    let nc = |a: SocketAddr| format!("nc {} {}", a.ip(), a.port());
+
+    let addr = SocketAddr::new(args.bind, args.port(args.time_port, time::DEFAULT_PORT));
+    let bound = reactor.listen("time", addr, time::TimeServer::factory());
+    if up("time", "tcp", addr, bound, &nc).is_none() {
+        return ExitCode::FAILURE;
+    }
+    let addr = SocketAddr::new(
         args.bind,
         args.port(args.udp_echo_port, udp_echo::DEFAULT_PORT),
     );
-    let echo_addr_bound =
-        match reactor.bind_udp("udp-echo", echo_addr, Box::new(udp_echo::EchoServer)) {
-            Ok(addr) => {
-                cli::announce("udp-echo", addr);
-                addr
-            }
-            Err(e) => {
-                eprintln!("netloop: {}", cli::bind_error("udp-echo", echo_addr, &e));
-                return ExitCode::FAILURE;
-            }
-        };
-    let mut listed = vec![
-        app::Listed {
-            name: "time".into(),
-            proto: "tcp",
-            addr: time_addr_bound,
-            try_it: format!("nc {} {}", time_addr_bound.ip(), time_addr_bound.port()),
-        },
-        app::Listed {
-            name: "udp-echo".into(),
-            proto: "udp",
-            addr: echo_addr_bound,
-            try_it: format!("nc -u {} {}", echo_addr_bound.ip(), echo_addr_bound.port()),
-        },
-    ];
-
-    let chat_addr = SocketAddr::new(args.bind, args.port(args.chat_port, chat::DEFAULT_PORT));
-    let room = Rc::new(RefCell::new(Room::new(chat::MAX_UNREAD)));
-    match reactor.listen("chat", chat_addr, ChatServer::factory(room)) {
-        Ok(addr) => {
-            cli::announce("chat", addr);
-            listed.push(app::Listed {
-                name: "chat".into(),
-                proto: "tcp",
-                addr,
-                try_it: format!("nc {} {}", addr.ip(), addr.port()),
-            });
-        }
-        Err(e) => {
-            eprintln!("netloop: {}", cli::bind_error("chat", chat_addr, &e));
-            return ExitCode::FAILURE;
-        }
+    let bound = reactor.bind_udp("udp-echo", addr, Box::new(udp_echo::EchoServer));
+    if up("udp-echo", "udp", addr, bound, &|a| {
+        format!("nc -u {} {}", a.ip(), a.port())
+    })
+    .is_none()
+    {
+        return ExitCode::FAILURE;
     }
-    let raw_addr = SocketAddr::new(
+    let addr = SocketAddr::new(args.bind, args.port(args.chat_port, chat::DEFAULT_PORT));
+    let room = Rc::new(RefCell::new(Room::new(chat::MAX_UNREAD)));
+    let bound = reactor.listen("chat", addr, ChatServer::factory(room));
+    if up("chat", "tcp", addr, bound, &nc).is_none() {
+        return ExitCode::FAILURE;
+    }
+    let addr = SocketAddr::new(
         args.bind,
         args.port(args.chat_raw_port, chat::DEFAULT_RAW_PORT),
     );
     let raw_room = Rc::new(RefCell::new(Fanout::new(chat::MAX_UNREAD)));
-    match reactor.listen("chat-raw", raw_addr, RawChatServer::factory(raw_room, true)) {
-        Ok(addr) => {
-            cli::announce("chat-raw", addr);
-            listed.push(app::Listed {
-                name: "chat-raw".into(),
-                proto: "tcp",
-                addr,
-                try_it: format!("nc {} {}", addr.ip(), addr.port()),
-            });
-        }
-        Err(e) => {
-            eprintln!("netloop: {}", cli::bind_error("chat-raw", raw_addr, &e));
-            return ExitCode::FAILURE;
-        }
+    let bound = reactor.listen("chat-raw", addr, RawChatServer::factory(raw_room, true));
+    if up("chat-raw", "tcp", addr, bound, &nc).is_none() {
+        return ExitCode::FAILURE;
     }
-
-    let file_addr = SocketAddr::new(args.bind, args.port(args.file_port, file::DEFAULT_PORT));
+    let addr = SocketAddr::new(args.bind, args.port(args.file_port, file::DEFAULT_PORT));
     let served = store.dir().display().to_string();
     let factory = file::RequestServer::factory(file::FileService::shared(store));
-    match reactor.listen_with("file", file_addr, file::listen_options(), factory) {
-        Ok(addr) => {
-            cli::announce("file", addr);
-            log::info!("file: request mode, serving and storing uploads in {served}");
-            listed.push(app::Listed {
-                name: "file".into(),
-                proto: "tcp",
-                addr,
-                try_it: format!(
-                    "echo '{{\"op\":\"list\"}}' | nc {} {}",
-                    addr.ip(),
-                    addr.port()
-                ),
-            });
-        }
-        Err(e) => {
-            eprintln!("netloop: {}", cli::bind_error("file", file_addr, &e));
-            return ExitCode::FAILURE;
-        }
+    let bound = reactor.listen_with("file", addr, file::listen_options(), factory);
+    let list = |a: SocketAddr| format!("echo '{{\"op\":\"list\"}}' | nc {} {}", a.ip(), a.port());
+    if up("file", "tcp", addr, bound, &list).is_none() {
+        return ExitCode::FAILURE;
     }
+    log::info!("file: request mode, serving and storing uploads in {served}");
 
     // The landing page lists every service, HTTP included, so it is filled in once all are bound.
     let landing = Rc::new(RefCell::new(String::new()));
@@ -219,25 +173,18 @@ fn main() -> ExitCode {
     let http_config = args.http.config();
     let http_addr = SocketAddr::new(args.bind, args.port(args.http_port, http::DEFAULT_PORT));
     let options = http::listen_options(&http_config);
-    match reactor.listen_with(
+    let bound = reactor.listen_with(
         "http",
         http_addr,
         options,
         http::factory(router, http_config),
-    ) {
-        Ok(addr) => {
-            cli::announce("http", addr);
-            listed.push(app::Listed {
-                name: "http".into(),
-                proto: "tcp",
-                addr,
-                try_it: format!("curl http://{addr}/book"),
-            });
-        }
-        Err(e) => {
-            eprintln!("netloop: {}", cli::bind_error("http", http_addr, &e));
-            return ExitCode::FAILURE;
-        }
+    );
+    if up("http", "tcp", http_addr, bound, &|a| {
+        format!("curl http://{a}/book")
+    })
+    .is_none()
+    {
+        return ExitCode::FAILURE;
     }
     *landing.borrow_mut() = app::landing_page(&listed);
     cli::serve(reactor)
