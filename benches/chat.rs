@@ -31,109 +31,15 @@
 //!
 //! Writes `target/netloop-bench/chat.json`.
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+mod common;
 
-fn bench_dir() -> PathBuf {
-    std::env::var_os("NETLOOP_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
-}
-
-fn peers_dir() -> PathBuf {
-    PathBuf::from(env_or("PEERS_TARGET", "/tmp/netloop-peers")).join("release")
-}
-
-/// Builds the peers (tokio_chat, chat_load) unless they are there already.
-fn ensure_peers() {
-    if peers_dir().join("chat_load").exists() && peers_dir().join("tokio_chat").exists() {
-        return;
-    }
-    eprintln!("building the comparison peers (once)...");
-    let status = Command::new("bash")
-        .arg(bench_dir().join("build_peers.sh"))
-        .status()
-        .expect("run build_peers.sh");
-    assert!(status.success(), "build_peers.sh failed");
-}
-
-/// A server child process; killed on drop.
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until `addr` accepts a connection: the readiness signal for a TCP server that
-/// does not announce itself on stdout.
-fn wait_for_accept(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20)); // no readiness signal to wait on
-    }
-    panic!("{addr} never accepted");
-}
-
-fn start_netloop() -> Server {
-    let mut child = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_netloop")])
-        .arg("--any-ports")
-        .env("RUST_LOG", "netloop=warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start netloop");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let addr = loop {
-        let line = lines.next().expect("netloop announces").expect("read");
-        if let Some(a) = line.strip_prefix("chat listening on ") {
-            break a.parse().expect("addr");
-        }
-    };
-    Server {
-        name: "netloop",
-        child,
-        addr,
-    }
-}
-
-fn start_tokio() -> Server {
-    // A free port: bind, read it, release it.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port");
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(peers_dir().join("tokio_chat"))
-        .arg(addr.to_string())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tokio_chat");
-    wait_for_accept(addr);
-    Server {
-        name: "tokio_chat",
-        child,
-        addr,
-    }
-}
+use common::{Server, accepts, env_or, peers_dir};
 
 /// Nanoseconds the process `pid` has spent on a CPU: the first field of `schedstat`,
 /// summed over its threads (both servers do their work on one thread, but a runtime may
@@ -314,14 +220,14 @@ fn main() {
     {
         return;
     }
-    ensure_peers();
+    common::ensure_peers(&["chat_load", "tokio_chat"]);
     let runs: usize = env_or("RUNS", "5").parse().expect("RUNS");
     let client_counts: Vec<usize> = env_or("CLIENTS", "100 1000")
         .split_whitespace()
         .map(|n| n.parse().expect("CLIENTS"))
         .collect();
-    let netloop = start_netloop();
-    let tokio = start_tokio();
+    let netloop = common::start_netloop("chat", &[]);
+    let tokio = common::start_peer("tokio_chat", "tokio_chat", false, accepts);
 
     println!(
         "Chat fan-out: 10 senders x 100 lines of 64 B to every client (run_chat.sh's load); \
