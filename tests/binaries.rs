@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 use util::libc_signal::Signal;
@@ -107,11 +107,7 @@ fn time_client_example_prints_the_time_from_time_server_example() {
         .args(["--addr", &server.addr("time").to_string()])
         .output()
         .expect("run time_client");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     assert_time_format(text.trim_end());
 }
@@ -153,11 +149,7 @@ fn udp_client(server: &ServerProcess, extra: &[&str], stdin: Stdio) -> std::proc
 fn udp_echo_client_one_shot_message() {
     let server = udp_echo_server();
     let out = udp_client(&server, &["--message", "привет, UDP"], Stdio::null());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8(out.stdout).expect("utf-8"),
         "привет, UDP\n"
@@ -182,11 +174,7 @@ fn udp_echo_client_reads_piped_stdin_through_the_reactor_and_stops_at_bye() {
         .write_all(b"one\ntwo\r\nbye\nnever\n")
         .expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8(out.stdout).expect("utf-8"),
         "one\ntwo\nbye\n"
@@ -206,21 +194,13 @@ fn udp_echo_client_reads_stdin_from_a_regular_file_and_from_dev_null() {
         &[],
         Stdio::from(std::fs::File::open(&path).expect("open")),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8(out.stdout).expect("utf-8"),
         "alpha\nbeta\n"
     );
     let out = udp_client(&server, &[], Stdio::null());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -281,11 +261,7 @@ client.close()
         .args(["-c", &script])
         .output()
         .expect("python3 is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
@@ -311,14 +287,7 @@ fn the_trace_shows_a_connection_tick_by_tick() {
     let _ = read_to_end(&mut c);
     drop(c);
     server.signal(Signal::Term);
-    let mut stderr = String::new();
-    server
-        .child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
+    let (_, stderr) = server.wait_exit();
     // One connection's life, in order.
     let mut at = 0;
     for needle in [
@@ -370,16 +339,9 @@ fn accept_under_emfile_does_not_spin_and_everyone_is_served() {
         used < 20,
         "the server used {used} CPU ticks: it spun on EMFILE"
     );
-    let mut stderr = String::new();
     let mut server = server;
     server.signal(Signal::Term);
-    server
-        .child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let (_, stderr) = server.wait_exit();
     assert!(
         stderr.contains("Too many open files") && stderr.contains("pausing accepts"),
         "{stderr}"

@@ -426,11 +426,7 @@ if __name__ == '__main__':
     stdin.write_all(b"byebye\n").expect("type");
     drop(stdin);
     let out = py.wait_with_output().expect("python exits");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let printed = String::from_utf8(out.stdout).expect("utf-8");
     // Its own messages come back (the lesson's server echoes), and so does Петя's.
     for line in ["Вася: привет", "Вася: как дела?", "Петя: хорошо"] {
@@ -461,11 +457,7 @@ fn chat_client_example_joins_speaks_and_quits_at_end_of_piped_input() {
     drop(stdin); // end of input: the client says /quit and exits when the server closes
     bob.expect("*** alice left");
     let out = client.wait_with_output().expect("chat_client exits");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8(out.stdout).expect("utf-8"),
         format!("{GREETING}\n*** alice joined\n<alice> hello from a pipe\n<bob> hi alice\n")

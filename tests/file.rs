@@ -82,15 +82,7 @@ fn failed(out: &Output) -> String {
 #[track_caller]
 fn stop(mut server: ServerProcess) -> String {
     server.signal(Signal::Term);
-    let mut stderr = String::new();
-    server
-        .child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    let status = server.child.wait().expect("wait");
+    let (status, stderr) = server.wait_exit();
     assert!(status.success(), "{status:?}: {stderr}");
     stderr
 }
@@ -257,11 +249,7 @@ fn the_lessons_python_client_receives_from_netloops_server() {
         .args(["-c", &script])
         .output()
         .expect("python3 is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "Картинка сохранена."

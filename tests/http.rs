@@ -396,11 +396,7 @@ print('ok')
         .args(["-c", &script])
         .output()
         .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(out.stdout, b"ok\n");
 }
 

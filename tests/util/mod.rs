@@ -93,6 +93,17 @@ pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
     v
 }
 
+/// Asserts a finished process exited 0, showing its stderr if it did not.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Asserts `text` is a local time in the lesson's format, `YYYY-MM-DD HH:MM:SS`.
 #[track_caller]
 pub fn assert_time_format(text: &str) {
