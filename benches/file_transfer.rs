@@ -1,5 +1,6 @@
 //! File transfer: a 1 GiB file raw and base64 through netloop, against a `socat` copy of
-//! the same file over loopback, and 100 small files at once; MB/s and both sides' peak RSS.
+//! the same file over loopback, and 100 small files at once; MB/s, CPU per GiB and both
+//! sides' peak RSS.
 //!
 //! Run: `cargo bench --bench file_transfer`
 //!
@@ -7,26 +8,37 @@
 //! pinned to CPU 0; the client is this bench's own executable started again as a child
 //! (`FILE_BENCH_CLIENT=...`, running [`FileClient`] on one reactor) pinned to CPU 1, so
 //! its peak RSS is a client's and nothing else's. The socat reference is
-//! `../shared/bench/run_xfer.sh` with `BUF=131072`, sink on CPU 0 and sender on CPU 1.
-//! The three are measured alternately, `RUNS` times each, and the medians compared: these
-//! machines are shared and noisy, so only a ratio measured in one run means anything.
+//! `../shared/bench/run_xfer.sh` with `BUF=131072`: sink on CPU 0, sender on CPU 1, the
+//! sink writing to `/dev/null`.
+//!
+//! Each netloop download runs three ways, raw and base64 each:
+//!
+//! | row | the client | compares with |
+//! |---|---|---|
+//! | `to /dev/null, no check` | `--stdout --no-verify`, stdout on `/dev/null` | socat: the same work (receive, discard) |
+//! | `to /dev/null, sha256` | `--stdout`: hashes every byte | what checking costs |
+//! | `to a file, sha256` | the default: temporary file in tmpfs, hash, fsync, rename | socat into a file |
+//!
+//! Every row is measured alternately with the others, `RUNS` times, and the medians
+//! compared: these machines are shared and noisy, so only a ratio measured in one run
+//! means anything.
 //!
 //! The file is random bytes (base64 of zeros would flatter nobody, but random is what a
-//! user sends), created once in a temporary directory on disk and deleted at the end. The
-//! client saves into a tmpfs directory (`/dev/shm`) when there is one, as the socat sink
-//! writes to `/dev/null`: the bench measures the transfer, not this machine's disk. A
-//! warm-up `get` first (not counted) lets the server hash the file once (the digest is
-//! announced before the body and cached) and puts the file in the page cache.
+//! user sends), created once in a temporary directory on disk and deleted at the end.
+//! Files are saved into a tmpfs directory (`/dev/shm`) when there is one: the bench
+//! measures the transfer, not this machine's disk. A warm-up `get` first (not counted)
+//! lets the server hash the file once (the digest is announced before the body and
+//! cached) and puts the file in the page cache.
 //!
 //! Peak RSS is `VmHWM` from `/proc/PID/status`: the server's is read after the 1 GiB
-//! runs (and again after the small files), the client prints its own before exiting.
+//! runs (and again after the small files), the client reports its own before exiting.
 //!
 //! Env: `RUNS` (3), `FILE_BENCH_SIZE` bytes (1 GiB), `SMALL_FILES` (100), `SMALL_SIZE`
 //! (256 KiB), `NETLOOP_BENCH_DIR` (../shared/bench).
 //! Writes `target/netloop-bench/file_transfer.json`.
 
 use netloop::reactor::Reactor;
-use netloop::services::file::{FileClient, Job, NoProgress, Outcome};
+use netloop::services::file::{Destination, FileClient, Job, NoProgress, Outcome};
 use netloop_protocols::file::Encoding;
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
@@ -45,20 +57,23 @@ fn vm_hwm_kib(pid: &str) -> u64 {
     pid.parse().map_or(0, common::peak_rss_kib)
 }
 
-/// CPU time (user + system) process `pid` has used so far, in seconds.
-fn cpu_seconds(pid: &str) -> f64 {
-    pid.parse().map_or(0.0, common::cpu_seconds)
-}
-
 // ---------------------------------------------------------------- the client child
 
+/// What the child prints on standard error (its standard output may be the file).
+const RESULT: &str = "FILE_BENCH_RESULT";
+
 /// The child: runs the jobs named by the environment on ONE reactor, prints
-/// `ok SECONDS BYTES HWM_KIB` or `failed WHY`.
+/// `FILE_BENCH_RESULT ok SECONDS BYTES HWM_KIB CPU_S` or `FILE_BENCH_RESULT failed WHY`
+/// on standard error.
 fn client_child(kind: &str) {
     let addr: SocketAddr = env_or("FILE_BENCH_ADDR", "")
         .parse()
         .expect("FILE_BENCH_ADDR");
-    let dir = PathBuf::from(env_or("FILE_BENCH_DIR", "."));
+    let to = match env_or("FILE_BENCH_TO", "dir").as_str() {
+        "stdout" => Destination::Stdout,
+        _ => Destination::Dir(PathBuf::from(env_or("FILE_BENCH_DIR", "."))),
+    };
+    let verify = env_or("FILE_BENCH_VERIFY", "1") == "1";
     let encoding = match env_or("FILE_BENCH_ENCODING", "raw").as_str() {
         "raw" => Encoding::Raw,
         _ => Encoding::Base64,
@@ -79,8 +94,9 @@ fn client_child(kind: &str) {
             let job = Job::Get {
                 name: name.clone(),
                 encoding,
-                dir: dir.clone(),
+                to: to.clone(),
                 force: true,
+                verify,
             };
             let client = FileClient::new(job, result.clone(), Box::new(NoProgress));
             reactor
@@ -96,15 +112,15 @@ fn client_child(kind: &str) {
         match r.borrow_mut().take() {
             Some(Outcome::Saved(s)) => bytes += s.size,
             other => {
-                println!("failed {other:?}");
+                eprintln!("{RESULT} failed {other:?}");
                 return;
             }
         }
     }
-    println!(
-        "ok {secs} {bytes} {} {}",
-        vm_hwm_kib("self"),
-        cpu_seconds("self")
+    eprintln!(
+        "{RESULT} ok {secs} {bytes} {} {}",
+        common::peak_rss_kib(std::process::id()),
+        common::cpu_seconds(std::process::id())
     );
 }
 
@@ -178,10 +194,42 @@ struct ClientRun {
     server_cpu: f64,
 }
 
+/// How a download is received.
+#[derive(Clone, Copy)]
+struct Mode {
+    encoding: &'static str,
+    /// To standard output (on `/dev/null`) instead of a file in the destination directory.
+    stdout: bool,
+    /// Check the SHA-256 digest.
+    verify: bool,
+}
+
+impl Mode {
+    const fn new(encoding: &'static str, stdout: bool, verify: bool) -> Mode {
+        Mode {
+            encoding,
+            stdout,
+            verify,
+        }
+    }
+
+    fn label(&self) -> String {
+        let how = match (self.stdout, self.verify) {
+            (true, false) => "to /dev/null, no check",
+            (true, true) => "to /dev/null, sha256",
+            (false, _) => "to a file, sha256",
+        };
+        format!("netloop {} {how}", self.encoding)
+    }
+}
+
+/// The default download: into a file, checked.
+const SAVED_RAW: Mode = Mode::new("raw", false, true);
+
 /// One client child run.
-fn run_client(kind: &str, server: &Server, encoding: &str, dest: &Path) -> ClientRun {
-    let server_pid = server.child.id().to_string();
-    let server_before = cpu_seconds(&server_pid);
+fn run_client(kind: &str, server: &Server, mode: Mode, dest: &Path) -> ClientRun {
+    let server_pid = server.child.id();
+    let server_before = common::cpu_seconds(server_pid);
     let started = Instant::now();
     let out = Command::new("taskset")
         .args(["-c", "1"])
@@ -189,22 +237,34 @@ fn run_client(kind: &str, server: &Server, encoding: &str, dest: &Path) -> Clien
         .env("FILE_BENCH_CLIENT", kind)
         .env("FILE_BENCH_ADDR", server.addr.to_string())
         .env("FILE_BENCH_DIR", dest)
-        .env("FILE_BENCH_ENCODING", encoding)
+        .env("FILE_BENCH_TO", if mode.stdout { "stdout" } else { "dir" })
+        .env("FILE_BENCH_VERIFY", if mode.verify { "1" } else { "0" })
+        .env("FILE_BENCH_ENCODING", mode.encoding)
         .env("FILE_BENCH_COUNT", env_or("SMALL_FILES", "100"))
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .output()
         .expect("client child");
     let secs = started.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<&str> = text.split_whitespace().collect();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut result = None;
+    for line in text.lines() {
+        match line.strip_prefix(RESULT) {
+            Some(r) => result = Some(r.to_string()),
+            None => eprintln!("{line}"),
+        }
+    }
+    let result = result.unwrap_or_default();
+    let fields: Vec<&str> = result.split_whitespace().collect();
     assert!(
         fields.first() == Some(&"ok"),
-        "client {kind} {encoding}: {text}"
+        "client {kind} {}: {result}",
+        mode.label()
     );
     let bytes: f64 = fields[2].parse().expect("bytes");
     let hwm: u64 = fields[3].parse().expect("hwm");
     let client_cpu: f64 = fields[4].parse().expect("cpu");
-    let server_cpu = cpu_seconds(&server_pid) - server_before;
+    let server_cpu = common::cpu_seconds(server_pid) - server_before;
     for entry in std::fs::read_dir(dest).expect("dest").flatten() {
         let _ = std::fs::remove_file(entry.path());
     }
@@ -337,15 +397,20 @@ fn main() {
     // Warm-up: the server hashes the file (once; the digest is cached) and the page cache
     // holds it.
     let t = Instant::now();
-    run_client("get", &server, "raw", dest.path());
+    run_client("get", &server, SAVED_RAW, dest.path());
     let first = t.elapsed().as_secs_f64();
     eprintln!("warm-up get (server hashes the file first): {first:.2} s");
 
-    let (mut socat, mut raw, mut b64) = (Vec::new(), Vec::new(), Vec::new());
-    let mut socat_file = Vec::new();
-    let (mut raw_hwm, mut b64_hwm) = (0, 0);
-    // CPU seconds per GiB, (client, server), per run.
-    let (mut raw_cpu, mut b64_cpu) = (Vec::new(), Vec::new());
+    let modes = [
+        Mode::new("raw", true, false),
+        Mode::new("base64", true, false),
+        Mode::new("raw", true, true),
+        Mode::new("base64", true, true),
+        SAVED_RAW,
+        Mode::new("base64", false, true),
+    ];
+    let (mut socat, mut socat_file) = (Vec::new(), Vec::new());
+    let mut measured: Vec<Vec<ClientRun>> = modes.iter().map(|_| Vec::new()).collect();
     for i in 0..runs {
         if let Some(v) = run_socat(&big) {
             socat.push(v);
@@ -353,90 +418,103 @@ fn main() {
         if let Some(v) = run_socat_to_file(&big, dest.path()) {
             socat_file.push(v);
         }
-        let run = run_client("get", &server, "raw", dest.path());
-        let v = run.mbs;
-        raw.push(v);
-        raw_hwm = raw_hwm.max(run.hwm);
-        raw_cpu.push((run.client_cpu, run.server_cpu));
-        let run = run_client("get", &server, "base64", dest.path());
-        let w = run.mbs;
-        b64.push(w);
-        b64_hwm = b64_hwm.max(run.hwm);
-        b64_cpu.push((run.client_cpu, run.server_cpu));
-        eprintln!(
-            "  [run {}] socat {} MB/s, socat to a file {} MB/s, raw {v:.0} MB/s, base64 {w:.0} MB/s",
+        let mut line = format!(
+            "  [run {}] socat {}, socat to a file {}",
             i + 1,
             socat.last().map_or("-".into(), |s| format!("{s:.0}")),
             socat_file.last().map_or("-".into(), |s| format!("{s:.0}"))
         );
+        for (mode, runs) in modes.iter().zip(&mut measured) {
+            let run = run_client("get", &server, *mode, dest.path());
+            line += &format!(", {} {:.0}", mode.label(), run.mbs);
+            runs.push(run);
+        }
+        eprintln!("{line} (MB/s)");
     }
     let server_hwm_big = vm_hwm_kib(&pid);
 
     // 100 small files at once: one client process, one reactor, 100 connections. The
     // first round lets the server hash them; the next are measured.
-    run_client("many", &server, "raw", dest.path());
+    let many_raw_mode = SAVED_RAW;
+    let many_b64_mode = Mode::new("base64", false, true);
+    run_client("many", &server, many_raw_mode, dest.path());
     let (mut many_raw, mut many_b64) = (Vec::new(), Vec::new());
     let mut many_hwm = 0;
     for _ in 0..runs {
-        let run = run_client("many", &server, "raw", dest.path());
+        let run = run_client("many", &server, many_raw_mode, dest.path());
         many_raw.push(run.mbs);
         many_hwm = many_hwm.max(run.hwm);
-        let run = run_client("many", &server, "base64", dest.path());
+        let run = run_client("many", &server, many_b64_mode, dest.path());
         many_b64.push(run.mbs);
         many_hwm = many_hwm.max(run.hwm);
     }
     let server_hwm_all = vm_hwm_kib(&pid);
     drop(server);
 
-    let (s, r, b) = (median(&socat), median(&raw), median(&b64));
-    let sf = median(&socat_file);
+    let (s, sf) = (median(&socat), median(&socat_file));
     let mib = |kib: u64| kib as f64 / 1024.0;
+    let med = |runs: &[ClientRun], f: fn(&ClientRun) -> f64| {
+        median(&runs.iter().map(f).collect::<Vec<f64>>())
+    };
     println!(
         "file transfer, {size} random bytes over loopback; server on CPU 0, client on CPU 1; \
          median of {runs} alternating runs (MB = 1e6 bytes of file per second)"
     );
-    println!("{:<34} {:>10} {:>10}", "", "MB/s", "vs socat");
     println!(
-        "{:<34} {s:>10.0} {:>10}",
-        "socat -b 131072 (run_xfer.sh)", "1.00x"
+        "{:<40} {:>7} {:>9} {:>11} {:>19}",
+        "", "MB/s", "vs socat", "base64/raw", "CPU s/GiB cli/srv"
     );
     println!(
-        "{:<34} {sf:>10.0} {:>9.2}x",
-        "socat -b 131072 into a file",
+        "{:<40} {s:>7.0} {:>9}",
+        "socat -b 131072 to /dev/null", "1.00x"
+    );
+    println!(
+        "{:<40} {sf:>7.0} {:>8.2}x",
+        "socat -b 131072 to a file",
         sf / s
     );
+    let mut json_rows = Vec::new();
+    let mut client_hwm = 0;
+    for (i, (mode, runs)) in modes.iter().zip(&measured).enumerate() {
+        let mbs = med(runs, |r| r.mbs);
+        let (cc, sc) = (med(runs, |r| r.client_cpu), med(runs, |r| r.server_cpu));
+        let hwm = runs.iter().map(|r| r.hwm).max().unwrap_or(0);
+        client_hwm = client_hwm.max(hwm);
+        // Rows alternate raw, base64: base64 is compared with the raw row before it.
+        let vs_raw = match mode.encoding {
+            "base64" => format!("{:.2}x", mbs / med(&measured[i - 1], |r| r.mbs)),
+            _ => String::new(),
+        };
+        let reference = match mode.stdout {
+            true => s,
+            false => sf,
+        };
+        println!(
+            "{:<40} {mbs:>7.0} {:>8.2}x {vs_raw:>11} {:>19}",
+            mode.label(),
+            mbs / reference,
+            format!("{cc:.2} / {sc:.2}")
+        );
+        json_rows.push(format!(
+            r#"{{"mode":"{}","mbs":{mbs:.0},"vs_socat":{:.3},"client_cpu_s_per_gib":{cc:.3},"server_cpu_s_per_gib":{sc:.3},"client_hwm_kib":{hwm},"runs":{:?}}}"#,
+            mode.label(),
+            mbs / reference,
+            runs.iter().map(|r| r.mbs.round()).collect::<Vec<_>>()
+        ));
+    }
     println!(
-        "{:<34} {r:>10.0} {:>9.2}x   ({:.2}x socat into a file)",
-        "netloop raw get",
-        r / s,
-        r / sf
+        "(\"vs socat\": rows to /dev/null against socat to /dev/null, rows to a file against \
+         socat to a file; a side at 1 CPU s/GiB cannot go faster than 1074 MB/s)"
     );
     println!(
-        "{:<34} {b:>10.0} {:>9.2}x   ({:.2}x raw)",
-        "netloop base64 get",
-        b / s,
-        b / r
-    );
-    let cpu = |runs: &[(f64, f64)]| {
-        let client: Vec<f64> = runs.iter().map(|r| r.0).collect();
-        let server: Vec<f64> = runs.iter().map(|r| r.1).collect();
-        (median(&client), median(&server))
-    };
-    let ((rc, rs), (bc, bs)) = (cpu(&raw_cpu), cpu(&b64_cpu));
-    println!(
-        "CPU seconds per GiB: raw client {rc:.2}, server {rs:.2}; base64 client {bc:.2}, server {bs:.2} \
-         (a side at 1 s/GiB cannot go faster than 1074 MB/s)"
-    );
-    println!(
-        "peak RSS: server {:.1} MiB (1 GiB runs), client {:.1} MiB raw, {:.1} MiB base64",
+        "peak RSS: server {:.1} MiB (1 GiB runs), client at most {:.1} MiB",
         mib(server_hwm_big),
-        mib(raw_hwm),
-        mib(b64_hwm)
+        mib(client_hwm)
     );
     let (mr, mb) = (median(&many_raw), median(&many_b64));
     println!(
-        "{small_files} files of {small_size} bytes at once (one client reactor, {small_files} connections): \
-         raw {mr:.0} MB/s, base64 {mb:.0} MB/s; peak RSS server {:.1} MiB, client {:.1} MiB",
+        "{small_files} files of {small_size} bytes at once (one client reactor, {small_files} connections, \
+         to files, sha256): raw {mr:.0} MB/s, base64 {mb:.0} MB/s; peak RSS server {:.1} MiB, client {:.1} MiB",
         mib(server_hwm_all),
         mib(many_hwm)
     );
@@ -445,9 +523,8 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/netloop-bench");
     let _ = std::fs::create_dir_all(&out);
     let json = format!(
-        r#"{{"bench":"file_transfer","size":{size},"runs":{runs},"socat_mbs":{s:.0},"socat_to_file_mbs":{sf:.0},"raw_mbs":{r:.0},"base64_mbs":{b:.0},"raw_vs_socat":{:.3},"base64_vs_raw":{:.3},"server_hwm_kib":{server_hwm_big},"client_hwm_kib_raw":{raw_hwm},"client_hwm_kib_base64":{b64_hwm},"small_files":{small_files},"small_size":{small_size},"many_raw_mbs":{mr:.0},"many_base64_mbs":{mb:.0},"server_hwm_kib_after_many":{server_hwm_all},"client_hwm_kib_many":{many_hwm},"warmup_s":{first:.3},"raw_cpu_s_per_gib_client_server":[{rc:.3},{rs:.3}],"base64_cpu_s_per_gib_client_server":[{bc:.3},{bs:.3}],"socat_runs":{socat:?},"socat_to_file_runs":{socat_file:?},"raw_runs":{raw:?},"base64_runs":{b64:?}}}"#,
-        r / s,
-        b / r
+        r#"{{"bench":"file_transfer","size":{size},"runs":{runs},"socat_mbs":{s:.0},"socat_to_file_mbs":{sf:.0},"modes":[{}],"server_hwm_kib":{server_hwm_big},"client_hwm_kib":{client_hwm},"small_files":{small_files},"small_size":{small_size},"many_raw_mbs":{mr:.0},"many_base64_mbs":{mb:.0},"server_hwm_kib_after_many":{server_hwm_all},"client_hwm_kib_many":{many_hwm},"warmup_s":{first:.3},"socat_runs":{socat:?},"socat_to_file_runs":{socat_file:?}}}"#,
+        json_rows.join(",")
     );
     std::fs::write(out.join("file_transfer.json"), json + "\n").expect("write json");
     println!("wrote {}", out.join("file_transfer.json").display());

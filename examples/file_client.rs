@@ -2,20 +2,21 @@
 //! request-mode server.
 //!
 //! Run:  cargo run --example file_client                      (receive what the server sends)
-//!       cargo run --example file_client -- get NAME [--encoding raw]
+//!       cargo run --example file_client -- get NAME [--encoding raw] [--stdout]
 //!       cargo run --example file_client -- put PATH [--as NAME] [--encoding raw]
 //!       cargo run --example file_client -- list
 //! (start `cargo run --example file_server -- --file F` or `-- --dir D` first)
 //!
 //! Files are saved in `--dir` (default: the current directory), never over an existing
 //! file unless `--force`, and only under a plain name: the lesson's client saves under
-//! whatever name the server sends.
+//! whatever name the server sends. `--stdout` writes the file to standard output instead
+//! (like `curl -o -`; the summary then goes to standard error).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netloop::cli;
 use netloop::reactor::Reactor;
-use netloop::services::file::{FileClient, Job, Outcome, Progress, sha256_file};
+use netloop::services::file::{Destination, FileClient, Job, Outcome, Progress, sha256_file};
 use netloop_protocols::file::{Encoding, safe_file_name};
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -34,6 +35,14 @@ struct Args {
     /// Where received files are saved.
     #[arg(long, default_value = ".", global = true)]
     dir: PathBuf,
+    /// Write the received file to standard output instead of saving it (its size and
+    /// sha256 are still checked: a mismatch is reported and the exit status is 1).
+    #[arg(long, global = true)]
+    stdout: bool,
+    /// `get`: check the size only, not the sha256 the server announces (hashing runs at
+    /// about the speed of loopback TCP, so it halves a fast download).
+    #[arg(long, global = true)]
+    no_verify: bool,
     /// Replace an existing file with the received one.
     #[arg(long, global = true)]
     force: bool,
@@ -81,17 +90,22 @@ fn main() -> ExitCode {
         Wire::Base64 => Encoding::Base64,
         Wire::Raw => Encoding::Raw,
     };
+    let to = match args.stdout {
+        true => Destination::Stdout,
+        false => Destination::Dir(args.dir),
+    };
     let job = match args.command {
         None => Job::Receive {
-            dir: args.dir,
+            to,
             force: args.force,
             whole: args.whole,
         },
         Some(Command::Get { name }) => Job::Get {
             name,
             encoding,
-            dir: args.dir,
+            to,
             force: args.force,
+            verify: !args.no_verify,
         },
         Some(Command::Put { path, name }) => {
             let name = name.or_else(|| {
@@ -144,14 +158,17 @@ fn main() -> ExitCode {
         Some(Outcome::Saved(r)) => {
             let check = match r.sha256 {
                 Some(_) => ", size and sha256 verified",
+                None if args.no_verify => ", size checked, sha256 not (--no-verify)",
                 None => "",
             };
-            println!(
-                "saved {} ({}{check}) in {}",
-                r.path.display(),
-                bytes(r.size),
-                rate(r.size, elapsed)
-            );
+            let (size, took) = (bytes(r.size), rate(r.size, elapsed));
+            match args.stdout {
+                true => eprintln!(
+                    "wrote {} to standard output ({size}{check}) in {took}",
+                    r.name
+                ),
+                false => println!("saved {} ({size}{check}) in {took}", r.path.display()),
+            }
             ExitCode::SUCCESS
         }
         Some(Outcome::Stored(s)) => {
@@ -198,6 +215,8 @@ fn rate(n: u64, t: Duration) -> String {
 #[derive(Default)]
 struct Bar {
     started: Option<Instant>,
+    /// Standard error is a terminal (asked once: the answer costs a system call).
+    terminal: bool,
     name: String,
     total: Option<u64>,
     done: u64,
@@ -221,6 +240,7 @@ impl Progress for SharedBar {
     fn start(&mut self, name: &str, total: Option<u64>) {
         let mut b = self.0.borrow_mut();
         b.started = Some(Instant::now());
+        b.terminal = std::io::stderr().is_terminal();
         b.name = name.to_string();
         b.total = total;
     }
@@ -230,7 +250,7 @@ impl Progress for SharedBar {
         b.done += n;
         if b.bar.is_none() {
             let late = b.started.is_some_and(|t| t.elapsed() >= BAR_AFTER);
-            if !late || !std::io::stderr().is_terminal() {
+            if !late || !b.terminal {
                 return;
             }
             // Set up out of sight, so the first frame shows neither a burst of the bytes

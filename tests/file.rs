@@ -407,6 +407,52 @@ fn the_client_refuses_unsafe_names_bad_documents_and_cut_transfers_and_writes_no
         assert!(stderr.contains(why), "{stderr} should say {why:?}");
         assert!(entries(&down).is_empty(), "{why}: nothing written");
     }
+
+    // To standard output the bytes have gone out before the check: it can only fail the
+    // run. `--no-verify` skips the digest but never the size.
+    let mismatch = [
+        header(10, &sha256_hex(b"0123456789")).as_bytes(),
+        b"0123456780",
+    ]
+    .concat();
+    let (addr, thread) = one_shot_server(mismatch.clone());
+    let out = file_client(addr, &["--encoding", "raw", "--stdout", "get", "f.bin"]);
+    thread.join().expect("server thread");
+    assert_eq!(out.stdout, b"0123456780");
+    assert!(failed(&out).contains("sha256 mismatch"));
+    let (addr, thread) = one_shot_server(mismatch);
+    let out = file_client(
+        addr,
+        &[
+            "--dir",
+            d,
+            "--encoding",
+            "raw",
+            "--no-verify",
+            "get",
+            "f.bin",
+        ],
+    );
+    thread.join().expect("server thread");
+    assert!(succeeded(&out).contains("sha256 not (--no-verify)"));
+    let _ = std::fs::remove_file(down.join("f.bin"));
+    let short = [header(10, &sha256_hex(b"0123456789")).as_bytes(), b"01234"].concat();
+    let (addr, thread) = one_shot_server(short);
+    let out = file_client(
+        addr,
+        &[
+            "--dir",
+            d,
+            "--encoding",
+            "raw",
+            "--no-verify",
+            "get",
+            "f.bin",
+        ],
+    );
+    thread.join().expect("server thread");
+    assert!(failed(&out).contains("expected 10 bytes, received 5"));
+    assert!(entries(&down).is_empty(), "a short body is never saved");
 }
 
 #[test]
@@ -455,6 +501,45 @@ fn request_mode_gets_puts_and_lists_raw_and_base64() {
         assert!(out.contains("size and sha256 verified"), "{out}");
         let expected: &[u8] = if name == "empty" { b"" } else { &data };
         assert!(std::fs::read(down.path().join(name)).expect("saved") == expected);
+    }
+
+    // `--stdout`: the file on standard output, the summary on standard error, nothing
+    // saved; `--no-verify` says the digest was not checked.
+    for (encoding, check) in [
+        ("raw", true),
+        ("base64", true),
+        ("raw", false),
+        ("base64", false),
+    ] {
+        let mut args = vec![
+            "--dir",
+            d,
+            "--encoding",
+            encoding,
+            "--stdout",
+            "get",
+            "b64.bin",
+        ];
+        if !check {
+            args.push("--no-verify");
+        }
+        let before = entries(down.path());
+        let out = file_client(addr, &args);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            out.stdout == data,
+            "{encoding}: the file, and only the file, on stdout"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = match check {
+            true => "size and sha256 verified",
+            false => "size checked, sha256 not (--no-verify)",
+        };
+        assert!(
+            stderr.contains("wrote b64.bin to standard output") && stderr.contains(said),
+            "{stderr}"
+        );
+        assert_eq!(entries(down.path()), before, "nothing saved");
     }
 
     // The wire, as `nc` shows it: a header line, then the raw bytes, then close.

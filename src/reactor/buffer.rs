@@ -11,8 +11,8 @@
 //! response.
 
 /// Largest buffer worth keeping in the pool. A connection that once queued 10 MB should not
-/// leave 10 MB parked in the pool forever; 64 KiB is the reactor's read size, so every
-/// ordinary response fits without growing.
+/// leave 10 MB parked in the pool forever; every ordinary response fits in 64 KiB
+/// without growing.
 pub(crate) const POOLED_CAPACITY_MAX: usize = 64 * 1024;
 
 /// How many spare buffers the pool keeps. Only connections with output *in flight* hold a

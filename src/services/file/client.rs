@@ -26,30 +26,56 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+/// Where a received file goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Into this directory, under the name the transfer carries: a temporary name first,
+    /// the final one only once the file is complete and checked.
+    Dir(PathBuf),
+    /// To standard output as the bytes arrive (`-o -`); the check still runs, but a file
+    /// that fails it has already gone out, so only the outcome says so.
+    Stdout,
+}
+
+impl Destination {
+    fn open(&self) -> Result<Incoming, String> {
+        match self {
+            Destination::Dir(dir) => {
+                Incoming::create(dir).map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+            }
+            Destination::Stdout => {
+                Incoming::stdout().map_err(|e| format!("cannot write to standard output: {e}"))
+            }
+        }
+    }
+}
+
 /// What the client is asked to do.
 #[derive(Debug, Clone)]
 pub enum Job {
     /// The lesson's client: connect, receive the document the server sends, save it in
-    /// `dir` under the name it carries. `whole`: read it all, then parse it with serde_json
+    /// `to` under the name it carries. `whole`: read it all, then parse it with serde_json
     /// (the lesson's way, for small files).
     Receive {
         /// Where to save it.
-        dir: PathBuf,
+        to: Destination,
         /// Replace an existing file of that name.
         force: bool,
         /// Parse the whole document at the end instead of streaming it.
         whole: bool,
     },
-    /// Download `name` into `dir`.
+    /// Download `name` to `to`.
     Get {
         /// The file to ask for.
         name: String,
         /// How the server should send it.
         encoding: Encoding,
         /// Where to save it.
-        dir: PathBuf,
+        to: Destination,
         /// Replace an existing file of that name.
         force: bool,
+        /// Check the SHA-256 digest the server announces (the size is always checked).
+        verify: bool,
     },
     /// Upload the file at `path` as `name`; `size` and `sha256` are announced first
     /// (see [`sha256_file`](super::sha256_file)).
@@ -154,12 +180,12 @@ impl FileClient {
 
     fn start(&mut self, cx: &mut Context<'_>) {
         match self.job.clone() {
-            Job::Receive { dir, whole, .. } => match Incoming::create(&dir) {
+            Job::Receive { to, whole, .. } => match to.open() {
                 Ok(incoming) => {
                     self.progress.start("", None);
                     self.phase = Phase::Body(Box::new(Receiver::lesson(incoming, whole)));
                 }
-                Err(e) => self.fail(cx, format!("cannot write in {}: {e}", dir.display())),
+                Err(why) => self.fail(cx, why),
             },
             Job::Get { name, encoding, .. } => {
                 Self::send_request(
@@ -227,7 +253,8 @@ impl FileClient {
         let Job::Get {
             name,
             encoding,
-            dir,
+            to,
+            verify,
             ..
         } = &self.job
         else {
@@ -244,12 +271,15 @@ impl FileClient {
             );
             return self.fail(cx, why);
         }
-        let incoming = match Incoming::create(dir) {
+        let incoming = match to.open() {
             Ok(i) => i,
-            Err(e) => return self.fail(cx, format!("cannot write in {}: {e}", dir.display())),
+            Err(why) => return self.fail(cx, why),
         };
         let raw = h.encoding == Encoding::Raw;
-        let rx = Receiver::announced(incoming, &h.filename, h.size, h.sha256, raw);
+        let mut rx = Receiver::announced(incoming, &h.filename, h.size, h.sha256, raw);
+        if !verify {
+            rx = rx.without_digest();
+        }
         self.progress.start(&h.filename, Some(h.size));
         self.phase = Phase::Body(Box::new(rx));
         self.body(cx, rest);
@@ -415,8 +445,9 @@ mod tests {
         let job = Job::Get {
             name: "a.txt".into(),
             encoding: Encoding::Raw,
-            dir: dir.path().to_path_buf(),
+            to: Destination::Dir(dir.path().to_path_buf()),
             force: false,
+            verify: true,
         };
         let mut bed = TestBed::new();
         let conn = bed.open(Box::new(FileClient::new(

@@ -14,6 +14,10 @@
 //! Without `force`, the final step is `link(2)`, which fails if NAME exists: checking first
 //! and renaming after would let a file created in between be overwritten. With `force` it is
 //! `rename(2)`, which replaces NAME atomically: a reader sees the old file or the new one.
+//!
+//! A download can also go to standard output ([`Incoming::stdout`], `file_client get NAME
+//! -o -`), as `curl -o -` does: there is no name to withhold, so the bytes leave as they
+//! arrive and a failed check can only be reported (and the exit status says so).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -44,17 +48,28 @@ impl std::fmt::Display for CommitError {
     }
 }
 
-/// A temporary file in the destination directory, removed unless committed.
+/// A temporary file in the destination directory, removed unless committed; or standard
+/// output, which has neither a temporary name nor a final one.
 #[derive(Debug)]
 pub struct Incoming {
     dir: PathBuf,
+    /// The temporary name; empty once committed, and for standard output.
     temp: PathBuf,
-    /// Written as the bytes come (a read's worth, up to 64 KiB, per `write(2)`): gathering
-    /// them into bigger writes would cost a copy of every byte to save a few system calls,
-    /// and the copy is the dearer (measured with the file bench).
+    /// Writing to standard output: nothing to sync, rename or remove.
+    stream: bool,
     file: Option<File>,
+    /// Bytes waiting to make up a whole [`WRITE_UNIT`] (see there); never for a stream.
+    pending: Vec<u8>,
     written: u64,
 }
+
+/// The file is written in whole, aligned units of this size. Reads arrive in whatever
+/// sizes the socket gives (and a base64 body decodes to three quarters of a read), and
+/// small or misaligned writes are dear: into tmpfs, 64 KiB writes cost 1.3-1.5 s of
+/// system time per GiB where 128 KiB ones cost 0.4 (`dd bs=64K` vs `bs=128K` here; the
+/// kernel can only use large pages for aligned, large writes). So bytes are gathered up
+/// to the next multiple of the unit, and whole units in a read go out without a copy.
+pub const WRITE_UNIT: usize = 128 * 1024;
 
 impl Incoming {
     /// Creates a new temporary file in `dir`.
@@ -67,7 +82,9 @@ impl Incoming {
                     return Ok(Incoming {
                         dir: dir.to_path_buf(),
                         temp,
+                        stream: false,
                         file: Some(file),
+                        pending: Vec::new(),
                         written: 0,
                     });
                 }
@@ -76,6 +93,21 @@ impl Incoming {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Writes to standard output (a duplicate of descriptor 1, so the process's own
+    /// `stdout` is untouched).
+    pub fn stdout() -> io::Result<Incoming> {
+        use std::os::fd::AsFd;
+        let fd = io::stdout().as_fd().try_clone_to_owned()?;
+        Ok(Incoming {
+            dir: PathBuf::new(),
+            temp: PathBuf::new(),
+            stream: true,
+            file: Some(File::from(fd)),
+            pending: Vec::new(),
+            written: 0,
+        })
     }
 
     /// The temporary file's path (for tests and logs).
@@ -88,21 +120,49 @@ impl Incoming {
         self.written
     }
 
-    /// Appends `bytes`.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Appends `bytes`: whole units now, the rest when a unit is complete (or at commit).
+    pub fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         let file = self.file.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
-        file.write_all(bytes)?;
         self.written += bytes.len() as u64;
+        if self.stream {
+            // A pipe or a terminal: the reader wants the bytes now, not in units.
+            return file.write_all(bytes);
+        }
+        if !self.pending.is_empty() {
+            let take = (WRITE_UNIT - self.pending.len()).min(bytes.len());
+            self.pending.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.pending.len() < WRITE_UNIT {
+                return Ok(());
+            }
+            file.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        let whole = bytes.len() / WRITE_UNIT * WRITE_UNIT;
+        file.write_all(&bytes[..whole])?;
+        self.pending.extend_from_slice(&bytes[whole..]);
+        Ok(())
+    }
+
+    /// Writes what is gathered.
+    fn flush(&mut self) -> io::Result<()> {
+        let file = self.file.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        file.write_all(&self.pending)?;
+        self.pending = Vec::new();
         Ok(())
     }
 
     /// Fsyncs, and gives the file its final `name` (replacing an existing file
-    /// only if `force`). Returns the final path.
+    /// only if `force`). Returns the final path, or `-` for standard output.
     pub fn commit(mut self, name: &str, force: bool) -> Result<PathBuf, CommitError> {
+        self.flush().map_err(CommitError::Io)?;
         let file = self
             .file
             .take()
             .ok_or(CommitError::Io(io::ErrorKind::BrokenPipe.into()))?;
+        if self.stream {
+            return Ok(PathBuf::from("-"));
+        }
         file.sync_all().map_err(CommitError::Io)?;
         drop(file);
         let target = self.dir.join(name);
@@ -132,7 +192,7 @@ impl Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        if !self.temp.as_os_str().is_empty() {
+        if !self.stream && !self.temp.as_os_str().is_empty() {
             self.file = None;
             let _ = std::fs::remove_file(&self.temp);
         }
@@ -167,6 +227,36 @@ mod tests {
         let path = incoming.commit("f.txt", false).expect("commit");
         assert_eq!(names(dir.path()), ["f.txt"]);
         assert_eq!(std::fs::read(path).expect("read"), b"whole file");
+    }
+
+    #[test]
+    fn pieces_of_any_size_arrive_whole_and_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data: Vec<u8> = (0..3 * WRITE_UNIT + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for piece in [
+            1,
+            1000,
+            WRITE_UNIT - 1,
+            WRITE_UNIT,
+            WRITE_UNIT + 7,
+            2 * WRITE_UNIT,
+        ] {
+            let mut incoming = Incoming::create(dir.path()).expect("create");
+            for chunk in data.chunks(piece) {
+                incoming.write(chunk).expect("write");
+                let on_disk = std::fs::metadata(incoming.temp_path()).expect("temp").len();
+                assert_eq!(on_disk % WRITE_UNIT as u64, 0, "only whole units so far");
+            }
+            assert_eq!(incoming.written(), data.len() as u64);
+            let path = incoming.commit("f.bin", true).expect("commit");
+            assert_eq!(
+                std::fs::read(path).expect("read"),
+                data,
+                "pieces of {piece}"
+            );
+        }
     }
 
     #[test]

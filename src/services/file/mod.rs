@@ -50,7 +50,7 @@ pub mod receive;
 pub mod server;
 pub mod store;
 
-pub use client::{FileClient, Job, NoProgress, Outcome, Progress};
+pub use client::{Destination, FileClient, Job, NoProgress, Outcome, Progress};
 pub use server::{FileService, LessonFile, LessonServer, RequestServer, listen_options};
 pub use store::{DEFAULT_MAX_UPLOAD, Store, default_dir, sha256_file};
 

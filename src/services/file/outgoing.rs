@@ -25,6 +25,9 @@ pub const CHUNK: usize = 256 * 1024;
 /// characters per 3 bytes) is one `CHUNK` on the wire.
 pub const BASE64_CHUNK: usize = CHUNK / 4 * 3;
 
+/// File bytes read and encoded at a time within a base64 chunk.
+const BASE64_PIECE: usize = 48 * 1024;
+
 /// What one [`Outgoing::poll_transmit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -113,11 +116,21 @@ impl Outgoing {
         let got = match &mut self.encoder {
             None => read_chunk(&mut self.file, want, out)?,
             Some(encoder) => {
-                scratch.clear();
-                let got = read_chunk(&mut self.file, want, scratch)?;
-                encoder
-                    .poll_transmit(scratch, out)
-                    .map_err(|e| encode_bug(&e))?;
+                // Read and encode in pieces small enough to stay in the CPU's cache
+                // between the kernel's copy into `scratch` and the encoder's pass over it.
+                let mut got = 0;
+                while got < want {
+                    let piece = (want - got).min(BASE64_PIECE as u64);
+                    scratch.clear();
+                    let n = read_chunk(&mut self.file, piece, scratch)?;
+                    encoder
+                        .poll_transmit(scratch, out)
+                        .map_err(|e| encode_bug(&e))?;
+                    got += n;
+                    if n < piece {
+                        break;
+                    }
+                }
                 got
             }
         };
