@@ -64,6 +64,11 @@ impl Span {
 pub struct Fields {
     bytes: Vec<u8>,
     index: Vec<(Span, Span)>,
+    /// A request head's method and target as text, copied from httparse's already
+    /// validated `&str`s: read several times per request, they are then plain slices, where
+    /// spans into `bytes` would need a UTF-8 check on every read. Empty for trailers; kept
+    /// here so it is recycled with the rest.
+    line: String,
 }
 
 impl Fields {
@@ -113,6 +118,7 @@ impl Fields {
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.index.clear();
+        self.line.clear();
     }
 }
 
@@ -133,8 +139,11 @@ impl fmt::Debug for Fields {
 pub struct RequestHead {
     /// The whole head's bytes (request line included) and the header index.
     fields: Fields,
-    method: Span,
-    target: Span,
+    /// `fields.line` is the method, then the target; the method's length.
+    method_len: usize,
+    /// Where the origin-form path ends in `fields.line` (at `?`, `#` or the end); 0 when
+    /// the target is not in origin form.
+    path_end: usize,
     version: Version,
     body: BodyFraming,
     keep_alive: bool,
@@ -144,25 +153,24 @@ pub struct RequestHead {
 impl RequestHead {
     /// The method, case-sensitive as RFC 9110 §9.1 says (`GET`, not `get`).
     pub fn method(&self) -> &str {
-        self.str_at(self.method)
+        &self.fields.line[..self.method_len]
     }
 
     /// The request-target exactly as sent: `/path?query`, an absolute URI, `*`, or
     /// `host:port` for CONNECT (RFC 9112 §3.2).
     pub fn target(&self) -> &str {
-        self.str_at(self.target)
+        &self.fields.line[self.method_len..]
     }
 
     /// The path of the target, still percent-encoded (see [`super::url::decode_path`]):
     /// everything before `?`. For an absolute-form target (`http://host/p?q`) the part after
     /// the authority, `/` if empty; `*` and authority-form targets are returned whole.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        // Origin form (`/path?query`), what every request but a proxy's uses: no scheme to skip.
-        if target.starts_with('/') {
-            let path = &target[..target.find(['?', '#']).unwrap_or(target.len())];
-            return path;
+        // Origin form (`/path?query`), what every request but a proxy's uses: found at parse.
+        if self.path_end > 0 {
+            return &self.fields.line[self.method_len..self.path_end];
         }
+        let target = self.target();
         let from = match target.find("://") {
             Some(scheme_end) if target.starts_with(|c: char| c.is_ascii_alphabetic()) => {
                 let authority = scheme_end + 3;
@@ -221,12 +229,7 @@ impl RequestHead {
 
     /// True for `HEAD`: the response gets headers but no body (RFC 9110 §9.3.2).
     pub fn is_head(&self) -> bool {
-        self.method.get(&self.fields.bytes) == b"HEAD"
-    }
-
-    fn str_at(&self, span: Span) -> &str {
-        // Method is a token and the target passed httparse's UTF-8 check.
-        std::str::from_utf8(span.get(&self.fields.bytes)).unwrap_or_default()
+        self.method() == "HEAD"
     }
 
     /// Takes back the head's buffers for the next request.
@@ -244,7 +247,11 @@ pub(crate) fn parse_head(
 ) -> Result<RequestHead, HttpError> {
     spare.clear();
     spare.bytes.extend_from_slice(raw);
-    let Fields { bytes, mut index } = spare;
+    let Fields {
+        bytes,
+        mut index,
+        mut line,
+    } = spare;
 
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
     let mut req = httparse::Request::new(&mut []);
@@ -302,11 +309,18 @@ pub(crate) fn parse_head(
         }
     }
     let has_body = !matches!(body, BodyFraming::Empty | BodyFraming::Length(0));
-    let method = Span::of(&bytes, method.as_bytes());
-    let target = Span::of(&bytes, target.as_bytes());
+    line.push_str(method);
+    line.push_str(target);
+    let path_end = match target.as_bytes().first() {
+        Some(b'/') => {
+            let end = target.bytes().position(|b| b == b'?' || b == b'#');
+            method.len() + end.unwrap_or(target.len())
+        }
+        _ => 0,
+    };
     Ok(RequestHead {
-        method,
-        target,
+        method_len: method.len(),
+        path_end,
         version,
         body,
         keep_alive: match version {
@@ -315,7 +329,7 @@ pub(crate) fn parse_head(
         },
         // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant it.
         expects_continue: expect_continue && version == Version::Http11 && has_body,
-        fields: Fields { bytes, index },
+        fields: Fields { bytes, index, line },
     })
 }
 
@@ -337,7 +351,11 @@ pub(crate) fn parse_trailers(raw: &[u8], limits: &Limits) -> Result<Fields, Http
             )
         })
         .collect();
-    Ok(Fields { bytes, index })
+    Ok(Fields {
+        bytes,
+        index,
+        line: String::new(),
+    })
 }
 
 /// What the `Content-Length` and `Transfer-Encoding` fields said, across all their lines.
