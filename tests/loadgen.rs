@@ -286,3 +286,128 @@ fn a_chat_run_against_a_refused_port_ends_at_once() {
         "nobody joined: nothing to wait for"
     );
 }
+
+/// The threaded baseline with its chat room (and only the services it always starts).
+fn threaded_chat(extra: &[&str]) -> ServerProcess {
+    let mut cmd = Command::new(binary("threaded_server"));
+    cmd.args(["--http", "127.0.0.1:0", "--time", "127.0.0.1:0"]);
+    cmd.args(["--chat", "127.0.0.1:0"]).args(extra);
+    spawn_server(cmd, 3)
+}
+
+/// A chat client of the test: the socket and a line reader on it.
+struct ChatPeer {
+    stream: std::net::TcpStream,
+    lines: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl ChatPeer {
+    /// Connects, reads the greeting, joins as `nick` and reads its own `joined` notice.
+    #[track_caller]
+    fn join(addr: SocketAddr, nick: &str) -> ChatPeer {
+        let stream = connect(addr);
+        let lines = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut peer = ChatPeer { stream, lines };
+        assert!(peer.line().starts_with("*** Welcome to netloop chat."));
+        peer.send(nick);
+        assert_eq!(peer.line(), format!("*** {nick} joined"));
+        peer
+    }
+
+    #[track_caller]
+    fn send(&mut self, line: &str) {
+        std::io::Write::write_all(&mut self.stream, format!("{line}\n").as_bytes()).expect("send");
+    }
+
+    /// The next line, without its LF.
+    #[track_caller]
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut self.lines, &mut line).expect("read a line");
+        assert!(n > 0, "the server closed");
+        assert_eq!(line.pop(), Some('\n'), "{line:?}");
+        line
+    }
+}
+
+#[test]
+fn threaded_chat_delivers_every_line_to_everyone_in_order() {
+    let server = threaded_chat(&[]);
+    let addr = server.addr("chat");
+    let mut alice = ChatPeer::join(addr, "alice");
+    let mut bob = ChatPeer::join(addr, "bob");
+    assert_eq!(alice.line(), "*** bob joined");
+    alice.send("hello, bob");
+    alice.send("second line");
+    bob.send("/me waves");
+    for peer in [&mut alice, &mut bob] {
+        // Alice's two lines in the order she sent them; bob's action after them, as the
+        // room serialises everything through its lock.
+        assert_eq!(peer.line(), "<alice> hello, bob");
+        assert_eq!(peer.line(), "<alice> second line");
+        assert_eq!(peer.line(), "* bob waves");
+    }
+    // The protocol's refusals and replies, as netloop's chat gives them.
+    bob.send("/nick ALICE");
+    assert_eq!(bob.line(), "!!! the nickname ALICE is taken");
+    bob.send("/who");
+    assert_eq!(bob.line(), "*** here: alice, bob");
+    bob.send("byebye");
+    assert_eq!(alice.line(), "*** bob left");
+}
+
+#[test]
+fn threaded_chat_without_echo_skips_the_sender() {
+    let server = threaded_chat(&["--no-echo"]);
+    let addr = server.addr("chat");
+    let mut alice = ChatPeer::join(addr, "alice");
+    let mut bob = ChatPeer::join(addr, "bob");
+    assert_eq!(alice.line(), "*** bob joined");
+    alice.send("one");
+    bob.send("two");
+    assert_eq!(bob.line(), "<alice> one");
+    assert_eq!(alice.line(), "<bob> two");
+    // Had alice's own line come back, it would be here, before bob's answer to /who.
+    alice.send("/who");
+    assert_eq!(alice.line(), "*** here: alice, bob");
+}
+
+#[test]
+fn threaded_chat_drops_a_client_that_does_not_read() {
+    // 50 ms: the room's stall on the sleeper's full buffers is short in a test.
+    let server = threaded_chat(&["--chat-write-timeout", "50"]);
+    let addr = server.addr("chat");
+    let _sleeper = ChatPeer::join(addr, "sleeper");
+    let mut talker = ChatPeer::join(addr, "talker");
+    // Lines of 4000 bytes until the sleeper's socket buffers are full and a write to it
+    // times out; the talker reads its own echoes as it goes, so only the sleeper falls
+    // behind. Bounded: 64 MiB is far past any loopback buffering.
+    let text = "x".repeat(4000);
+    let echo = format!("<talker> {text}");
+    for sent in 0.. {
+        assert!(sent < 16_000, "the sleeper was never dropped");
+        talker.send(&text);
+        let line = talker.line();
+        if line == "*** sleeper was disconnected: too slow" {
+            // The notice came after the echo of the line that found it too slow; the
+            // line just sent still comes back.
+            assert_eq!(talker.line(), echo);
+            break;
+        }
+        assert_eq!(line, echo);
+    }
+    // The room goes on without it.
+    talker.send("/who");
+    assert_eq!(talker.line(), "*** here: talker");
+}
+
+#[test]
+fn chat_load_against_the_threaded_baseline() {
+    let server = threaded_chat(&[]);
+    let plan = ChatPlan::new(server.addr("chat"), 10, 3, 64, SHORT);
+    let report = loadgen::run_chat(&plan).expect("run");
+    assert_clean(&report);
+    // As against netloop: every line sent reached all 10.
+    assert_eq!(report.requests % 10, 0, "{report}");
+    assert!(report.requests >= 10 * 3, "every sender sent; {report}");
+}
