@@ -7,6 +7,7 @@
 //! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --depth 1 --duration 5
 //! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --rate 20000
 //! cargo run --release --example loadgen -- time 127.0.0.1:6789 --conns 10
+//! cargo run --release --example loadgen -- time 127.0.0.1:6789 --conns 10 --rate 2000
 //! cargo run --release --example loadgen -- udp 127.0.0.1:6789 --window 32
 //! cargo run --release --example loadgen -- chat 127.0.0.1:12345 --clients 100 --senders 10 --size 64
 //! cargo run --release --example loadgen -- file 127.0.0.1:5566 --name big.bin --conns 4 [--encoding base64] [--sha256]
@@ -22,8 +23,9 @@
 //! `head -c 100000000 /dev/urandom > /tmp/netloop-files/big.bin`.
 //!
 //! Pin it to a core of its own, away from the server: `taskset -c 1 target/release/examples/loadgen ...`.
-//! `--rate` switches HTTP to open loop (latency measured from each request's scheduled time:
-//! see `netloop::loadgen`'s docs on coordinated omission).
+//! `--rate` switches HTTP and time to open loop (latency measured from each request's
+//! scheduled time: see `netloop::loadgen`'s docs on coordinated omission); for time, each
+//! request is a connection opened when it falls due, with at most `--conns` open at once.
 
 use clap::Parser;
 use netloop::cli;
@@ -50,8 +52,8 @@ struct Args {
     /// Seconds to send for.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
-    /// Open loop: requests per second in total, on a fixed schedule (HTTP); lines per
-    /// second in total (chat).
+    /// Open loop: requests per second in total, on a fixed schedule (HTTP); connections per
+    /// second, at most `--conns` open at once (time); lines per second in total (chat).
     #[arg(long)]
     rate: Option<f64>,
     /// Datagrams in flight at once (UDP).
@@ -152,7 +154,10 @@ fn run(args: &Args) -> Result<loadgen::Report, String> {
                 }
                 loadgen::run_udp(&plan)
             } else {
-                let mut plan = Plan::closed_loop(addr, args.conns, 1, duration);
+                let mut plan = match args.rate {
+                    Some(rate) => Plan::open_loop(addr, args.conns, 1, rate, duration),
+                    None => Plan::closed_loop(addr, args.conns, 1, duration),
+                };
                 if let Some(t) = timeout {
                     plan.timeout = t;
                 }

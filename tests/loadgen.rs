@@ -151,11 +151,29 @@ fn plans_that_would_send_nothing_are_refused() {
         loadgen::run(&plan, http_driver(addr)),
         Err(LoadError::Empty)
     ));
-    let plan = Plan::open_loop(addr, 1, 1, 100.0, SHORT);
+    let plan = Plan::open_loop(addr, 1, 1, 0.0, SHORT);
     assert!(matches!(
         loadgen::run(&plan, || Box::new(TimeConnect::default())),
-        Err(LoadError::OpenLoopNeedsKeepAlive)
+        Err(LoadError::BadRate)
     ));
+}
+
+#[test]
+fn time_open_loop_opens_connections_at_its_rate() {
+    let server = start(Config::default(), |r| {
+        r.listen("time", any_port(), TimeServer::factory())
+            .expect("listen")
+    });
+    // 500 connections/s for half a second, at most 8 open at once: 250 fall due, the
+    // first at once, then one every 2 ms, whatever the machine's load.
+    let plan = Plan::open_loop(server.info, 8, 1, 500.0, Duration::from_millis(500));
+    let report = loadgen::run(&plan, || Box::new(TimeConnect::default())).expect("run");
+    println!("{report}");
+    assert_clean(&report);
+    let due = report.requests + report.unsent;
+    assert!((240..=260).contains(&due), "{due} due; {report}");
+    // One connection per request, none left over: open loop opens one only when it is due.
+    assert_eq!(report.connections, report.requests, "{report}");
 }
 
 #[test]
