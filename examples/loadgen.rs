@@ -22,6 +22,11 @@
 //! wrong digest) is an error. Put a big file in the server's directory first, e.g.
 //! `head -c 100000000 /dev/urandom > /tmp/netloop-files/big.bin`.
 //!
+//! `--json` prints the report as one JSON object instead of the summary line: `per_second`
+//! (requests, connections, datagrams or deliveries per second of the window),
+//! `latency_us` (`p50`, `p90`, `p99`, `p99_9`, `max`, ...), the counts, `errors` by kind,
+//! and the parameters under `scenario`; see `Report::to_json`.
+//!
 //! Pin it to a core of its own, away from the server: `taskset -c 1 target/release/examples/loadgen ...`.
 //! `--rate` switches HTTP and time to open loop (latency measured from each request's
 //! scheduled time: see `netloop::loadgen`'s docs on coordinated omission); for time, each
@@ -83,6 +88,43 @@ struct Args {
     /// Seconds a request may wait for its answer before it counts as a timeout.
     #[arg(long)]
     timeout: Option<f64>,
+    /// Print the report as one JSON object (the scenario's parameters under `scenario`)
+    /// instead of the summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What was run, for `--json`: the target, the mode, and the parameters that apply to it.
+fn scenario(args: &Args) -> serde_json::Value {
+    let mut s = serde_json::json!({
+        "target": args.target,
+        "duration_s": args.duration,
+        // null: the generator's default for the target (`--timeout` not given).
+        "timeout_s": args.timeout,
+        "mode": if args.rate.is_some() { "open" } else { "closed" },
+        "rate": args.rate,
+    });
+    let extra = match args.target.as_str() {
+        "udp" => serde_json::json!({ "window": args.window, "payload": args.payload }),
+        "chat" => serde_json::json!({
+            "clients": args.clients,
+            "senders": args.senders,
+            "size": args.size,
+        }),
+        "file" => serde_json::json!({
+            "conns": args.conns,
+            "name": args.name,
+            "encoding": args.encoding,
+            "sha256": args.sha256,
+        }),
+        "time" => serde_json::json!({ "conns": args.conns }),
+        _ => serde_json::json!({ "conns": args.conns, "depth": args.depth }),
+    };
+    if let (Some(s), serde_json::Value::Object(extra)) = (s.as_object_mut(), extra) {
+        s.insert("addr".into(), args.addr.clone().into());
+        s.extend(extra);
+    }
+    s
 }
 
 /// `http://host:port/path` → the address to connect to, the Host field, the path.
@@ -183,6 +225,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
     match run(&args) {
+        Ok(report) if args.json => {
+            let mut json = report.to_json();
+            if let Some(object) = json.as_object_mut() {
+                object.insert("scenario".into(), scenario(&args));
+            }
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

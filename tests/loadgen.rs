@@ -429,3 +429,63 @@ fn chat_load_against_the_threaded_baseline() {
     assert_eq!(report.requests % 10, 0, "{report}");
     assert!(report.requests >= 10 * 3, "every sender sent; {report}");
 }
+
+/// Runs the `loadgen` example with `args` and parses its `--json` output.
+#[track_caller]
+fn loadgen_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(binary("loadgen"))
+        .args(args)
+        .args(["--duration", "0.3", "--json"])
+        .output()
+        .expect("run loadgen");
+    assert_success(&out);
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(stdout.lines().count(), 1, "one JSON object, one line: {stdout}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// What every clean `--json` report satisfies.
+#[track_caller]
+fn assert_clean_json(report: &serde_json::Value, unit: &str) {
+    assert_eq!(report["unit"], unit, "{report}");
+    assert!(report["requests"].as_u64().is_some_and(|n| n > 0), "{report}");
+    assert!(report["per_second"].as_f64().is_some_and(|r| r > 0.0), "{report}");
+    assert_eq!(report["errors"]["total"], 0, "{report}");
+    for kind in ["connect", "reset", "bad_response", "timeout"] {
+        assert_eq!(report["errors"][kind], 0, "{kind}: {report}");
+    }
+    let latency = &report["latency_us"];
+    let at = |q: &str| latency[q].as_u64().unwrap_or_else(|| panic!("{q}: {report}"));
+    assert!(at("p50") > 0, "{report}");
+    assert!(at("p50") <= at("p90") && at("p90") <= at("p99"), "{report}");
+    assert!(at("p99") <= at("p99_9") && at("p99_9") <= at("max"), "{report}");
+}
+
+#[test]
+fn loadgen_cli_prints_json_against_the_netloop_binary() {
+    let mut cmd = Command::new(binary("netloop"));
+    cmd.arg("--any-ports");
+    let server = spawn_server(cmd, 6);
+    let url = format!("http://{}/hello", server.addr("http"));
+    let http = loadgen_json(&[&url, "--conns", "4", "--depth", "2"]);
+    assert_clean_json(&http, "requests");
+    let s = &http["scenario"];
+    assert_eq!(s["target"], url.as_str(), "{http}");
+    assert_eq!((&s["conns"], &s["depth"]), (&4.into(), &2.into()), "{http}");
+    assert_eq!((&s["mode"], &s["duration_s"]), (&"closed".into(), &0.3.into()));
+
+    // Time in open loop: 200 connections/s for 0.3 s is 60 due.
+    let time = server.addr("time").to_string();
+    let report = loadgen_json(&["time", &time, "--conns", "4", "--rate", "200"]);
+    assert_clean_json(&report, "requests");
+    let due = report["requests"].as_u64().unwrap_or(0) + report["unsent"].as_u64().unwrap_or(0);
+    assert!((55..=65).contains(&due), "{due} due; {report}");
+    let s = &report["scenario"];
+    assert_eq!((&s["mode"], &s["rate"]), (&"open".into(), &200.0.into()));
+    assert_eq!(s["addr"], time.as_str());
+
+    let chat = server.addr("chat").to_string();
+    let report = loadgen_json(&["chat", &chat, "--clients", "5", "--senders", "2"]);
+    assert_clean_json(&report, "deliveries");
+    assert_eq!(report["scenario"]["clients"], 5, "{report}");
+}
