@@ -277,13 +277,18 @@ fn serve_chat(room: &ChatRoom, id: u64, stream: TcpStream) -> io::Result<()> {
     let mut session = Session::new();
     let mut buf = [0u8; CHAT_READ];
     let result = loop {
+        // A blocking socket: no WouldBlock, `read` waits until there is something.
         let n = match reader.read(&mut buf) {
+            // The client closed (or was dropped as too slow: its socket was shut down). A
+            // last line without LF still counts, as in netloop's chat.
             Ok(0) => {
                 framer.handle_eof();
                 0
             }
             Ok(n) => n,
+            // A signal arrived before any byte did: read again.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A reset or any other failure: this client is gone; leave the room.
             Err(e) => break Err(e),
         };
         framer.handle_bytes(&buf[..n]);

@@ -682,7 +682,10 @@ mod tests {
         {
             let r = run.borrow();
             assert_eq!((r.connections, r.live), (2, 2));
-            let s = r.schedule.as_ref().expect("a connection-per-request schedule");
+            let s = r
+                .schedule
+                .as_ref()
+                .expect("a connection-per-request schedule");
             assert_eq!(s.backlog.len(), 8);
             assert_eq!(s.backlog.front(), Some(&(t0 + Duration::from_millis(20))));
             assert_eq!(s.backlog.back(), Some(&(t0 + Duration::from_millis(90))));
