@@ -7,6 +7,7 @@
 //! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --depth 1 --duration 5
 //! cargo run --release --example loadgen -- http://127.0.0.1:8000/hello --conns 50 --rate 20000
 //! cargo run --release --example loadgen -- time 127.0.0.1:6789 --conns 10
+//! cargo run --release --example loadgen -- time 127.0.0.1:6789 --conns 10 --rate 2000
 //! cargo run --release --example loadgen -- udp 127.0.0.1:6789 --window 32
 //! cargo run --release --example loadgen -- chat 127.0.0.1:12345 --clients 100 --senders 10 --size 64
 //! cargo run --release --example loadgen -- file 127.0.0.1:5566 --name big.bin --conns 4 [--encoding base64] [--sha256]
@@ -21,9 +22,15 @@
 //! wrong digest) is an error. Put a big file in the server's directory first, e.g.
 //! `head -c 100000000 /dev/urandom > /tmp/netloop-files/big.bin`.
 //!
+//! `--json` prints the report as one JSON object instead of the summary line: `per_second`
+//! (requests, connections, datagrams or deliveries per second of the window),
+//! `latency_us` (`p50`, `p90`, `p99`, `p99_9`, `max`, ...), the counts, `errors` by kind,
+//! and the parameters under `scenario`; see `Report::to_json`.
+//!
 //! Pin it to a core of its own, away from the server: `taskset -c 1 target/release/examples/loadgen ...`.
-//! `--rate` switches HTTP to open loop (latency measured from each request's scheduled time:
-//! see `netloop::loadgen`'s docs on coordinated omission).
+//! `--rate` switches HTTP and time to open loop (latency measured from each request's
+//! scheduled time: see `netloop::loadgen`'s docs on coordinated omission); for time, each
+//! request is a connection opened when it falls due, with at most `--conns` open at once.
 
 use clap::Parser;
 use netloop::cli;
@@ -50,8 +57,8 @@ struct Args {
     /// Seconds to send for.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
-    /// Open loop: requests per second in total, on a fixed schedule (HTTP); lines per
-    /// second in total (chat).
+    /// Open loop: requests per second in total, on a fixed schedule (HTTP); connections per
+    /// second, at most `--conns` open at once (time); lines per second in total (chat).
     #[arg(long)]
     rate: Option<f64>,
     /// Datagrams in flight at once (UDP).
@@ -81,6 +88,43 @@ struct Args {
     /// Seconds a request may wait for its answer before it counts as a timeout.
     #[arg(long)]
     timeout: Option<f64>,
+    /// Print the report as one JSON object (the scenario's parameters under `scenario`)
+    /// instead of the summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What was run, for `--json`: the target, the mode, and the parameters that apply to it.
+fn scenario(args: &Args) -> serde_json::Value {
+    let mut s = serde_json::json!({
+        "target": args.target,
+        "duration_s": args.duration,
+        // null: the generator's default for the target (`--timeout` not given).
+        "timeout_s": args.timeout,
+        "mode": if args.rate.is_some() { "open" } else { "closed" },
+        "rate": args.rate,
+    });
+    let extra = match args.target.as_str() {
+        "udp" => serde_json::json!({ "window": args.window, "payload": args.payload }),
+        "chat" => serde_json::json!({
+            "clients": args.clients,
+            "senders": args.senders,
+            "size": args.size,
+        }),
+        "file" => serde_json::json!({
+            "conns": args.conns,
+            "name": args.name,
+            "encoding": args.encoding,
+            "sha256": args.sha256,
+        }),
+        "time" => serde_json::json!({ "conns": args.conns }),
+        _ => serde_json::json!({ "conns": args.conns, "depth": args.depth }),
+    };
+    if let (Some(s), serde_json::Value::Object(extra)) = (s.as_object_mut(), extra) {
+        s.insert("addr".into(), args.addr.clone().into());
+        s.extend(extra);
+    }
+    s
 }
 
 /// `http://host:port/path` → the address to connect to, the Host field, the path.
@@ -152,7 +196,10 @@ fn run(args: &Args) -> Result<loadgen::Report, String> {
                 }
                 loadgen::run_udp(&plan)
             } else {
-                let mut plan = Plan::closed_loop(addr, args.conns, 1, duration);
+                let mut plan = match args.rate {
+                    Some(rate) => Plan::open_loop(addr, args.conns, 1, rate, duration),
+                    None => Plan::closed_loop(addr, args.conns, 1, duration),
+                };
                 if let Some(t) = timeout {
                     plan.timeout = t;
                 }
@@ -178,6 +225,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
     match run(&args) {
+        Ok(report) if args.json => {
+            let mut json = report.to_json();
+            if let Some(object) = json.as_object_mut() {
+                object.insert("scenario".into(), scenario(&args));
+            }
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

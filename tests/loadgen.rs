@@ -151,11 +151,29 @@ fn plans_that_would_send_nothing_are_refused() {
         loadgen::run(&plan, http_driver(addr)),
         Err(LoadError::Empty)
     ));
-    let plan = Plan::open_loop(addr, 1, 1, 100.0, SHORT);
+    let plan = Plan::open_loop(addr, 1, 1, 0.0, SHORT);
     assert!(matches!(
         loadgen::run(&plan, || Box::new(TimeConnect::default())),
-        Err(LoadError::OpenLoopNeedsKeepAlive)
+        Err(LoadError::BadRate)
     ));
+}
+
+#[test]
+fn time_open_loop_opens_connections_at_its_rate() {
+    let server = start(Config::default(), |r| {
+        r.listen("time", any_port(), TimeServer::factory())
+            .expect("listen")
+    });
+    // 500 connections/s for half a second, at most 8 open at once: 250 fall due, the
+    // first at once, then one every 2 ms, whatever the machine's load.
+    let plan = Plan::open_loop(server.info, 8, 1, 500.0, Duration::from_millis(500));
+    let report = loadgen::run(&plan, || Box::new(TimeConnect::default())).expect("run");
+    println!("{report}");
+    assert_clean(&report);
+    let due = report.requests + report.unsent;
+    assert!((240..=260).contains(&due), "{due} due; {report}");
+    // One connection per request, none left over: open loop opens one only when it is due.
+    assert_eq!(report.connections, report.requests, "{report}");
 }
 
 #[test]
@@ -285,4 +303,220 @@ fn a_chat_run_against_a_refused_port_ends_at_once() {
         started.elapsed() < PATIENCE,
         "nobody joined: nothing to wait for"
     );
+}
+
+/// The threaded baseline with its chat room (and only the services it always starts).
+fn threaded_chat(extra: &[&str]) -> ServerProcess {
+    let mut cmd = Command::new(binary("threaded_server"));
+    cmd.args(["--http", "127.0.0.1:0", "--time", "127.0.0.1:0"]);
+    cmd.args(["--chat", "127.0.0.1:0"]).args(extra);
+    spawn_server(cmd, 3)
+}
+
+/// A chat client of the test: the socket and a line reader on it.
+struct ChatPeer {
+    stream: std::net::TcpStream,
+    lines: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl ChatPeer {
+    /// Connects, reads the greeting, joins as `nick` and reads its own `joined` notice.
+    #[track_caller]
+    fn join(addr: SocketAddr, nick: &str) -> ChatPeer {
+        let stream = connect(addr);
+        let lines = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut peer = ChatPeer { stream, lines };
+        assert!(peer.line().starts_with("*** Welcome to netloop chat."));
+        peer.send(nick);
+        assert_eq!(peer.line(), format!("*** {nick} joined"));
+        peer
+    }
+
+    #[track_caller]
+    fn send(&mut self, line: &str) {
+        std::io::Write::write_all(&mut self.stream, format!("{line}\n").as_bytes()).expect("send");
+    }
+
+    /// The next line, without its LF.
+    #[track_caller]
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut self.lines, &mut line).expect("read a line");
+        assert!(n > 0, "the server closed");
+        assert_eq!(line.pop(), Some('\n'), "{line:?}");
+        line
+    }
+}
+
+#[test]
+fn threaded_chat_delivers_every_line_to_everyone_in_order() {
+    let server = threaded_chat(&[]);
+    let addr = server.addr("chat");
+    let mut alice = ChatPeer::join(addr, "alice");
+    let mut bob = ChatPeer::join(addr, "bob");
+    assert_eq!(alice.line(), "*** bob joined");
+    alice.send("hello, bob");
+    alice.send("second line");
+    bob.send("/me waves");
+    // Bob's action races alice's lines to the server, so it may land anywhere among them;
+    // but alice's two arrive in the order she sent them, and both clients see the same
+    // order, since the room writes each line to everyone under its lock.
+    let seen: Vec<Vec<String>> = [&mut alice, &mut bob]
+        .into_iter()
+        .map(|peer| (0..3).map(|_| peer.line()).collect())
+        .collect();
+    assert_eq!(seen[0], seen[1], "both see one order");
+    let mut alices = seen[0].iter().filter(|l| l.starts_with("<alice>"));
+    assert_eq!(
+        alices.next().map(String::as_str),
+        Some("<alice> hello, bob")
+    );
+    assert_eq!(
+        alices.next().map(String::as_str),
+        Some("<alice> second line")
+    );
+    assert!(seen[0].iter().any(|l| l == "* bob waves"), "{seen:?}");
+    // The protocol's refusals and replies, as netloop's chat gives them.
+    bob.send("/nick ALICE");
+    assert_eq!(bob.line(), "!!! the nickname ALICE is taken");
+    bob.send("/who");
+    assert_eq!(bob.line(), "*** here: alice, bob");
+    bob.send("byebye");
+    assert_eq!(alice.line(), "*** bob left");
+}
+
+#[test]
+fn threaded_chat_without_echo_skips_the_sender() {
+    let server = threaded_chat(&["--no-echo"]);
+    let addr = server.addr("chat");
+    let mut alice = ChatPeer::join(addr, "alice");
+    let mut bob = ChatPeer::join(addr, "bob");
+    assert_eq!(alice.line(), "*** bob joined");
+    alice.send("one");
+    bob.send("two");
+    assert_eq!(bob.line(), "<alice> one");
+    assert_eq!(alice.line(), "<bob> two");
+    // Had alice's own line come back, it would be here, before bob's answer to /who.
+    alice.send("/who");
+    assert_eq!(alice.line(), "*** here: alice, bob");
+}
+
+#[test]
+fn threaded_chat_drops_a_client_that_does_not_read() {
+    // 50 ms: the room's stall on the sleeper's full buffers is short in a test.
+    let server = threaded_chat(&["--chat-write-timeout", "50"]);
+    let addr = server.addr("chat");
+    let _sleeper = ChatPeer::join(addr, "sleeper");
+    let mut talker = ChatPeer::join(addr, "talker");
+    // Lines of 4000 bytes until the sleeper's socket buffers are full and a write to it
+    // times out; the talker reads its own echoes as it goes, so only the sleeper falls
+    // behind. Bounded: 64 MiB is far past any loopback buffering.
+    let text = "x".repeat(4000);
+    let echo = format!("<talker> {text}");
+    for sent in 0.. {
+        assert!(sent < 16_000, "the sleeper was never dropped");
+        talker.send(&text);
+        let line = talker.line();
+        if line == "*** sleeper was disconnected: too slow" {
+            // The notice came after the echo of the line that found it too slow; the
+            // line just sent still comes back.
+            assert_eq!(talker.line(), echo);
+            break;
+        }
+        assert_eq!(line, echo);
+    }
+    // The room goes on without it.
+    talker.send("/who");
+    assert_eq!(talker.line(), "*** here: talker");
+}
+
+#[test]
+fn chat_load_against_the_threaded_baseline() {
+    let server = threaded_chat(&[]);
+    let plan = ChatPlan::new(server.addr("chat"), 10, 3, 64, SHORT);
+    let report = loadgen::run_chat(&plan).expect("run");
+    assert_clean(&report);
+    // As against netloop: every line sent reached all 10.
+    assert_eq!(report.requests % 10, 0, "{report}");
+    assert!(report.requests >= 10 * 3, "every sender sent; {report}");
+}
+
+/// Runs the `loadgen` example with `args` and parses its `--json` output.
+#[track_caller]
+fn loadgen_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(binary("loadgen"))
+        .args(args)
+        .args(["--duration", "0.3", "--json"])
+        .output()
+        .expect("run loadgen");
+    assert_success(&out);
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one JSON object, one line: {stdout}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// What every clean `--json` report satisfies.
+#[track_caller]
+fn assert_clean_json(report: &serde_json::Value, unit: &str) {
+    assert_eq!(report["unit"], unit, "{report}");
+    assert!(
+        report["requests"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    assert!(
+        report["per_second"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    assert_eq!(report["errors"]["total"], 0, "{report}");
+    for kind in ["connect", "reset", "bad_response", "timeout"] {
+        assert_eq!(report["errors"][kind], 0, "{kind}: {report}");
+    }
+    let latency = &report["latency_us"];
+    let at = |q: &str| {
+        latency[q]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{q}: {report}"))
+    };
+    assert!(at("p50") > 0, "{report}");
+    assert!(at("p50") <= at("p90") && at("p90") <= at("p99"), "{report}");
+    assert!(
+        at("p99") <= at("p99_9") && at("p99_9") <= at("max"),
+        "{report}"
+    );
+}
+
+#[test]
+fn loadgen_cli_prints_json_against_the_netloop_binary() {
+    let mut cmd = Command::new(binary("netloop"));
+    cmd.arg("--any-ports");
+    let server = spawn_server(cmd, 6);
+    let url = format!("http://{}/hello", server.addr("http"));
+    let http = loadgen_json(&[&url, "--conns", "4", "--depth", "2"]);
+    assert_clean_json(&http, "requests");
+    let s = &http["scenario"];
+    assert_eq!(s["target"], url.as_str(), "{http}");
+    assert_eq!((&s["conns"], &s["depth"]), (&4.into(), &2.into()), "{http}");
+    assert_eq!(
+        (&s["mode"], &s["duration_s"]),
+        (&"closed".into(), &0.3.into())
+    );
+
+    // Time in open loop: 200 connections/s for 0.3 s is 60 due.
+    let time = server.addr("time").to_string();
+    let report = loadgen_json(&["time", &time, "--conns", "4", "--rate", "200"]);
+    assert_clean_json(&report, "requests");
+    let due = report["requests"].as_u64().unwrap_or(0) + report["unsent"].as_u64().unwrap_or(0);
+    assert!((55..=65).contains(&due), "{due} due; {report}");
+    let s = &report["scenario"];
+    assert_eq!((&s["mode"], &s["rate"]), (&"open".into(), &200.0.into()));
+    assert_eq!(s["addr"], time.as_str());
+
+    let chat = server.addr("chat").to_string();
+    let report = loadgen_json(&["chat", &chat, "--clients", "5", "--senders", "2"]);
+    assert_clean_json(&report, "deliveries");
+    assert_eq!(report["scenario"]["clients"], 5, "{report}");
 }

@@ -39,11 +39,16 @@
 //! second is charged the wait a user would have seen, so p99 shows the stall instead of
 //! hiding it. Requests still backlogged at the deadline are reported as `unsent`.
 //!
+//! A connection-per-request driver ([`TimeConnect`]) takes a rate too: then each request
+//! is a new connection, opened when it falls due, at most `connections` open at once; one
+//! due while that many are open waits in the backlog the same way, charged from its due
+//! time (see `stream.rs`). The figure is connections per second at a fixed rate.
+//!
 //! # What a latency is here
 //!
 //! In closed loop the clock starts when the request is queued (`Instant::now()`; the write
 //! follows in the same tick), in open loop when it was due, and for a connection-per-request
-//! driver when `connect` was called. It stops at the tick in which the response was read
+//! driver in closed loop when `connect` was called (in open loop, when it was due). It stops at the tick in which the response was read
 //! (the reactor's time for that tick: the bytes were in the kernel by then). Values are in
 //! microseconds, at 3 significant digits.
 //!
@@ -95,7 +100,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Plan {
     /// The server.
     pub target: SocketAddr,
-    /// Connections open at once.
+    /// Connections open at once (open loop with a connection-per-request driver: at most
+    /// this many).
     pub connections: usize,
     /// Requests in flight per connection (1: no pipelining). Ignored by connection-per-request
     /// drivers.
@@ -159,9 +165,6 @@ pub enum LoadError {
     Empty,
     /// The rate is not a positive number.
     BadRate,
-    /// Open loop schedules requests on persistent connections; a connection-per-request
-    /// driver cannot take a rate (yet).
-    OpenLoopNeedsKeepAlive,
     /// The reactor (or the UDP socket) could not be set up.
     Io(io::Error),
 }
@@ -171,9 +174,6 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Empty => f.write_str("no connections or a depth of 0: nothing to send"),
             LoadError::BadRate => f.write_str("the rate must be a positive number"),
-            LoadError::OpenLoopNeedsKeepAlive => {
-                f.write_str("open loop (--rate) needs a keep-alive driver such as HTTP")
-            }
             LoadError::Io(e) => write!(f, "setting up: {e}"),
         }
     }

@@ -109,6 +109,49 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The report as one JSON object, for scripts: the same figures as the summary line,
+    /// latencies in µs (`latency_us.p99_9` is p99.9), errors by kind.
+    ///
+    /// ```text
+    /// {"unit":"requests","requests":..,"in_window":..,"window_s":..,"elapsed_s":..,
+    ///  "per_second":..,"bytes_in_window":..,"mb_per_second":..,"connections":..,"unsent":..,
+    ///  "latency_us":{"min":..,"p50":..,"p90":..,"p99":..,"p99_9":..,"max":..,"mean":..},
+    ///  "errors":{"connect":..,"reset":..,"bad_response":..,"timeout":..,"total":..}}
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        let e = &self.errors;
+        serde_json::json!({
+            "unit": self.unit,
+            "requests": self.requests,
+            "in_window": self.in_window,
+            "window_s": self.window.as_secs_f64(),
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "per_second": self.per_second(),
+            "bytes_in_window": self.bytes_in_window,
+            "mb_per_second": self.mb_per_second(),
+            "connections": self.connections,
+            "unsent": self.unsent,
+            "latency_us": {
+                "min": self.latency.min(),
+                "p50": self.latency_us(0.5),
+                "p90": self.latency_us(0.9),
+                "p99": self.latency_us(0.99),
+                "p99_9": self.latency_us(0.999),
+                "max": self.latency.max(),
+                "mean": self.latency.mean(),
+            },
+            "errors": {
+                "connect": e.connect,
+                "reset": e.reset,
+                "bad_response": e.bad_response,
+                "timeout": e.timeout,
+                "total": e.total(),
+            },
+        })
+    }
+}
+
 impl fmt::Display for Report {
     /// One line: rate, percentiles, max, errors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

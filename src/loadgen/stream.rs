@@ -19,6 +19,19 @@
 //! timeout, in case a connect never completes) therefore lives on a *clock*: a UDP socket
 //! on loopback that nothing sends to, the cheapest entry there is, closed by the last
 //! connection so that [`Reactor::run`] returns as soon as the work is done.
+//!
+//! # Open loop, one connection per request
+//!
+//! A connection-per-request driver (the time service) in open loop has no connection to
+//! carry a schedule between requests, so the clock keeps it ([`Schedule`]): one request
+//! is due every `1 / rate` seconds, and each is a new connection whose latency starts at
+//! the time it was *due* (not when `connect` was called). At most `connections` are open
+//! at once (the plan's concurrency, as `depth` is for keep-alive); a request due while
+//! that many are open waits in the schedule's backlog and goes out as one closes, still
+//! charged from its due time, so a server that stalls its accept queue is charged for
+//! every connection a user would have tried meanwhile. At the deadline the backlog is
+//! counted as `unsent`; connections already opened finish and are counted (after the
+//! deadline, so in the requests but not in the window's rate).
 
 use super::driver::{Answers, BadResponse, Driver, Shape};
 use super::report::{Errors, LATENCY_MAX_US, Report, new_histogram};
@@ -68,9 +81,65 @@ struct Run {
     /// Connections not yet closed.
     live: usize,
     clock: Option<Token>,
+    /// Open loop for a connection-per-request driver: the clock's schedule.
+    schedule: Option<Schedule>,
+}
+
+/// The schedule of an open-loop run whose requests are connections (see the module docs).
+struct Schedule {
+    /// Between two requests: `1 / rate`.
+    interval: Duration,
+    /// When the next request falls due.
+    next_due: Instant,
+    /// Most connections open at once (the plan's `connections`).
+    max_open: usize,
+    /// Requests that fell due while `max_open` were open, oldest first.
+    backlog: VecDeque<Instant>,
+    /// The deadline has passed: nothing more falls due, and the last connection to close
+    /// closes the clock.
+    done: bool,
 }
 
 impl Run {
+    /// Opens one connection-per-request connection for a request that fell due at `due`
+    /// (open loop). `shared` is the `Rc` this `Run` lives in, for the new connection.
+    fn launch(&mut self, shared: &Shared, cx: &mut Context<'_>, due: Instant) {
+        let driver = (self.factory)();
+        let conn = Conn::with_driver(shared.clone(), driver, due, None);
+        match cx.connect(SERVICE, self.target, Box::new(conn)) {
+            Ok(_) => {
+                self.live += 1;
+                self.connections += 1;
+            }
+            Err(e) => {
+                log::debug!("{SERVICE}: connect to {}: {e}", self.target);
+                self.errors.connect += 1;
+            }
+        }
+    }
+
+    /// Open loop, connection per request: every request due by `now` (and before the
+    /// deadline) is launched, or backlogged if `max_open` are open. Returns when the next
+    /// one is due, if before the deadline.
+    fn schedule(&mut self, shared: &Shared, cx: &mut Context<'_>, now: Instant) -> Option<Instant> {
+        let deadline = self.deadline;
+        let mut due = self.schedule.as_ref()?.next_due;
+        loop {
+            let s = self.schedule.as_mut()?;
+            if due > now || due >= deadline {
+                s.next_due = due;
+                return (due < deadline).then_some(due);
+            }
+            let (interval, full) = (s.interval, self.live >= s.max_open);
+            if full {
+                s.backlog.push_back(due);
+            } else {
+                self.launch(shared, cx, due);
+            }
+            due += interval;
+        }
+    }
+
     fn record(&mut self, from: Instant, to: Instant) {
         let us = to.saturating_duration_since(from).as_micros();
         let us = u64::try_from(us)
@@ -109,6 +178,15 @@ struct Conn {
 impl Conn {
     fn new(run: Shared, started: Instant, next_due: Option<Instant>) -> Conn {
         let driver = (run.borrow().factory)();
+        Conn::with_driver(run, driver, started, next_due)
+    }
+
+    fn with_driver(
+        run: Shared,
+        driver: Box<dyn Driver>,
+        started: Instant,
+        next_due: Option<Instant>,
+    ) -> Conn {
         Conn {
             shape: driver.shape(),
             driver,
@@ -216,8 +294,13 @@ impl Conn {
 
 impl Handler for Conn {
     fn opened(&mut self, cx: &mut Context<'_>) {
-        let deadline = self.run.borrow().deadline;
-        if cx.now() >= deadline {
+        let (deadline, scheduled) = {
+            let run = self.run.borrow();
+            (run.deadline, run.schedule.is_some())
+        };
+        // Past the deadline, a closed loop's late connect is not counted; an open loop's
+        // request fell due before the deadline, so it goes on and is counted.
+        if cx.now() >= deadline && !scheduled {
             self.stopping = true;
             cx.close();
             return;
@@ -326,6 +409,7 @@ impl Handler for Conn {
         // backlog, so requests that fell due meanwhile go out with their original times.
         let now = cx.now();
         let replace = now < run.deadline
+            && run.schedule.is_none()
             && !matches!(
                 reason,
                 CloseReason::ConnectFailed(_) | CloseReason::Shutdown
@@ -349,7 +433,13 @@ impl Handler for Conn {
         } else {
             run.unsent += self.backlog.len() as u64;
         }
-        if run.live == 0 {
+        // Open loop, connection per request: this one's place goes to the oldest request
+        // that fell due while all were busy.
+        if let Some(due) = run.schedule.as_mut().and_then(|s| s.backlog.pop_front()) {
+            run.launch(&self.run, cx, due);
+        }
+        let schedule_done = run.schedule.as_ref().is_none_or(|s| s.done);
+        if run.live == 0 && schedule_done {
             // The last one out: the clock has nothing left to guard.
             if let Some(clock) = run.clock.take() {
                 cx.close_other(clock);
@@ -367,17 +457,49 @@ struct Clock {
 
 impl Handler for Clock {
     fn opened(&mut self, cx: &mut Context<'_>) {
-        self.run.borrow_mut().clock = Some(cx.token());
+        let mut run = self.run.borrow_mut();
+        run.clock = Some(cx.token());
         cx.set_timer_at(HARD_STOP, self.hard_stop);
+        if let Some(s) = &run.schedule {
+            cx.set_timer_at(TICK, s.next_due);
+            cx.set_timer_at(DEADLINE, run.deadline);
+        }
     }
 
     /// Nobody should send here; whatever arrives is ignored.
     fn datagram(&mut self, _cx: &mut Context<'_>, _bytes: &[u8], _from: SocketAddr) {}
 
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
-        if id == HARD_STOP {
-            log::debug!("{SERVICE}: hard stop; cutting off what is left");
-            cx.shutdown_reactor();
+        let mut run = self.run.borrow_mut();
+        match id {
+            TICK => {
+                if let Some(next) = run.schedule(&self.run, cx, cx.now()) {
+                    cx.set_timer_at(TICK, next);
+                }
+            }
+            DEADLINE => {
+                // Whatever fell due before the deadline goes out (or into the backlog),
+                // then the backlog is what the server was too slow to let us send.
+                run.schedule(&self.run, cx, cx.now());
+                let unsent = match run.schedule.as_mut() {
+                    Some(s) => {
+                        s.done = true;
+                        std::mem::take(&mut s.backlog).len() as u64
+                    }
+                    None => 0,
+                };
+                run.unsent += unsent;
+                cx.cancel_timer(TICK);
+                if run.live == 0 {
+                    run.clock = None;
+                    cx.close();
+                }
+            }
+            HARD_STOP => {
+                log::debug!("{SERVICE}: hard stop; cutting off what is left");
+                cx.shutdown_reactor();
+            }
+            _ => {}
         }
     }
 
@@ -388,15 +510,28 @@ impl Handler for Clock {
 
 /// The state a run's connections share, for a run that starts at `start`.
 fn shared(plan: &Plan, start: Instant, factory: DriverFactory) -> Shared {
-    let unit = factory().unit();
+    let (unit, shape) = {
+        let probe = factory();
+        (probe.unit(), probe.shape())
+    };
+    let per_request = shape == Shape::ConnectionPerRequest;
+    let schedule = plan.rate.filter(|_| per_request).map(|rate| Schedule {
+        interval: Duration::from_secs_f64(1.0 / rate),
+        next_due: start,
+        max_open: plan.connections,
+        backlog: VecDeque::new(),
+        done: false,
+    });
     Rc::new(RefCell::new(Run {
         target: plan.target,
         depth: plan.depth,
         timeout: plan.timeout,
         deadline: start + plan.duration,
-        // Each connection carries 1/N of the rate.
+        // Each keep-alive connection carries 1/N of the rate (connection-per-request: the
+        // clock's schedule carries all of it).
         interval: plan
             .rate
+            .filter(|_| !per_request)
             .map(|rate| Duration::from_secs_f64(plan.connections as f64 / rate)),
         factory,
         latency: new_histogram(),
@@ -409,16 +544,13 @@ fn shared(plan: &Plan, start: Instant, factory: DriverFactory) -> Shared {
         bytes_in_window: 0,
         live: 0,
         clock: None,
+        schedule,
     }))
 }
 
 /// Runs `plan` with a fresh driver from `factory` per connection; see [`super::run`].
 pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadError> {
     plan.check()?;
-    let shape = factory().shape();
-    if plan.rate.is_some() && shape != Shape::KeepAlive {
-        return Err(LoadError::OpenLoopNeedsKeepAlive);
-    }
     let mut reactor = Reactor::with_config(Config::default())?;
     let start = Instant::now();
     let deadline = start + plan.duration;
@@ -434,7 +566,13 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
             hard_stop,
         }),
     )?;
-    for i in 0..plan.connections {
+    // Open loop with a connection per request: the clock's schedule opens them.
+    let initial = if run.borrow().schedule.is_some() {
+        0
+    } else {
+        plan.connections
+    };
+    for i in 0..initial {
         // Open loop: connection i's first request is due i/N of an interval in, so the
         // connections' schedules interleave into one even stream at the plan's rate.
         let interval = run.borrow().interval;
@@ -452,7 +590,7 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
             }
         }
     }
-    if run.borrow().live == 0 {
+    if run.borrow().live == 0 && initial > 0 {
         // Nothing to wait for: close the clock now rather than at the hard stop.
         reactor.shutdown_handle().shutdown();
     }
@@ -480,7 +618,7 @@ const HARD_STOP_SLACK: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::HttpGet;
+    use crate::loadgen::{HttpGet, TimeConnect};
     use crate::reactor::testing::TestBed;
 
     const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -523,6 +661,39 @@ mod tests {
         assert!(ms(0.0) < 1.0, "min {}", ms(0.0));
         assert!((40.0..=60.0).contains(&ms(0.5)), "p50 {}", ms(0.5));
         assert_eq!(r.errors.total(), 0);
+    }
+
+    #[test]
+    fn open_loop_connections_past_the_limit_wait_with_their_due_times() {
+        let mut bed = TestBed::new();
+        let t0 = bed.now();
+        // Connects the test bed starts but never completes: every connection stays open.
+        let target = SocketAddr::from(([127, 0, 0, 1], 9));
+        // 100 connections/s, at most 2 open at once, for 1 s: one due every 10 ms.
+        let plan = Plan::open_loop(target, 2, 1, 100.0, Duration::from_secs(1));
+        let run = shared(&plan, t0, Box::new(|| Box::new(TimeConnect::default())));
+        bed.open(Box::new(Clock {
+            run: run.clone(),
+            hard_stop: t0 + Duration::from_secs(10),
+        }));
+        // Due at 0, 10, ..., 90 ms: the first two connect, the other eight wait, each
+        // keeping the time it fell due (its latency will start there).
+        bed.advance(Duration::from_millis(95));
+        {
+            let r = run.borrow();
+            assert_eq!((r.connections, r.live), (2, 2));
+            let s = r
+                .schedule
+                .as_ref()
+                .expect("a connection-per-request schedule");
+            assert_eq!(s.backlog.len(), 8);
+            assert_eq!(s.backlog.front(), Some(&(t0 + Duration::from_millis(20))));
+            assert_eq!(s.backlog.back(), Some(&(t0 + Duration::from_millis(90))));
+        }
+        // Past the deadline: all 100 fell due, 2 went out, the rest were never sent.
+        bed.advance(Duration::from_secs(1));
+        let r = run.borrow();
+        assert_eq!((r.connections, r.unsent), (2, 98));
     }
 
     #[test]
