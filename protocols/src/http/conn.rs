@@ -17,9 +17,11 @@
 
 use super::body::BodyDecoder;
 use super::error::{HttpError, UsageError};
-use super::head::{LineScan, Scan};
+use super::head::{LineScan, Scan, complete_head_ok};
 use super::limits::Limits;
-use super::request::{BodyFraming, Fields, RequestHead, Version, parse_head};
+use super::request::{
+    BodyFraming, Fields, Parsed, RequestHead, Version, parse_head, parse_head_in,
+};
 use super::response::{
     HeaderBlock, check_header, error_response, is_field_text, write_chunk, write_decimal,
     write_header, write_last_chunk, write_status_line,
@@ -191,6 +193,31 @@ impl ServerConn {
                 Reading::Done | Reading::Closed => return Ok(None),
                 Reading::Idle(scan) => {
                     let unread = &self.buf[self.start..];
+                    // Fast path: a head that arrived whole is parsed in place, once.
+                    // Tried once per head, so a head dribbling in byte by byte is not
+                    // parsed again on every read: after a miss the scanner takes over.
+                    if scan.is_fresh() {
+                        let spare = std::mem::take(&mut self.spare);
+                        match parse_head_in(unread, &self.limits, spare) {
+                            Ok(Parsed::Head(head, len, true))
+                                if complete_head_ok(
+                                    &unread[..len],
+                                    head.method().len() + head.target().len() + 10,
+                                    &self.limits,
+                                ) =>
+                            {
+                                self.start += len;
+                                return Ok(Some(self.start_exchange(head)));
+                            }
+                            Ok(Parsed::Head(head, ..)) => self.spare = head.into_fields(),
+                            Ok(Parsed::Partial(spare)) => self.spare = spare,
+                            Err(_) => {}
+                        }
+                    }
+                    let unread = &self.buf[self.start..];
+                    let Reading::Idle(scan) = &mut self.reading else {
+                        unreachable!("still reading a head")
+                    };
                     match scan.scan(unread, &self.limits) {
                         Err(e) => return Err(self.fail(e)),
                         Ok(Scan::EmptyLine(len)) => {
@@ -255,6 +282,11 @@ impl ServerConn {
             Err(e) => return Err(self.fail(e)),
         };
         self.start += len;
+        Ok(self.start_exchange(head))
+    }
+
+    /// A request head has been read: its exchange begins.
+    fn start_exchange(&mut self, head: RequestHead) -> Event {
         self.exchange = Some(Exchange {
             version: head.version(),
             is_head: head.is_head(),
@@ -265,7 +297,7 @@ impl ServerConn {
         });
         self.reading = Reading::SendBody(BodyDecoder::new(head.body()));
         self.writing = Writing::Idle;
-        Ok(Event::Request(head))
+        Event::Request(head)
     }
 
     /// Writes `HTTP/1.1 100 Continue` if the current request expects it and it is still

@@ -4,11 +4,19 @@
 //! start line), §3 (request line), §5.2 (obs-fold).
 //!
 //! httparse parses a complete head very fast, but it accepts bare LF line ends and, if
-//! called on every read, rescans the head from its start each time. So this scanner runs
-//! first: it looks at each byte once (it remembers how far it got), checks every line end
-//! is CRLF, refuses obs-fold, counts field lines, and enforces the limits on the *partial*
-//! head, so a request line with no CRLF in sight fails as soon as it passes the limit. Only
-//! when it has seen the empty line that ends the head does httparse get the bytes, once.
+//! called on every read, rescans the head from its start each time. So for a head that
+//! arrives in pieces this scanner runs first: it looks at each byte once (it remembers how
+//! far it got), checks every line end is CRLF, refuses obs-fold, counts field lines, and
+//! enforces the limits on the *partial* head, so a request line with no CRLF in sight fails
+//! as soon as it passes the limit. Only when it has seen the empty line that ends the head
+//! does httparse get the bytes, once.
+//!
+//! A head that arrives whole (every pipelined request, nearly every keep-alive one) skips
+//! the scanner: `ServerConn` lets httparse parse it in place once, then checks what the
+//! scanner would have refused with a comparison per line ([`complete_head_ok`] and
+//! `parse_head_in`'s CRLF check). A head it is unsure of goes through the scanner after
+//! all, so both ways accept and refuse exactly the same heads (the protocol tests feed
+//! every input whole and in every split, and compare).
 
 use super::error::HttpError;
 use super::limits::{Limits, MAX_METHOD_BYTES};
@@ -56,6 +64,11 @@ impl LineScan {
             fields_start: Some(0),
             ..Self::request()
         }
+    }
+
+    /// Nothing of this head has been scanned yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.scanned == 0
     }
 
     /// Looks at the bytes of `head` not seen before. `head` must start where the previous
@@ -111,6 +124,23 @@ impl LineScan {
             Some(_) => Ok(()),
         }
     }
+}
+
+/// The fast path's check: would [`LineScan`] have accepted `head`, a complete head that
+/// httparse has just parsed whole, with every line ending in CRLF (which httparse's caller
+/// checked, see `parse_head_in`)? `line_len` is its request line's length.
+///
+/// When a read brings whole heads (every pipelined request, nearly every keep-alive one),
+/// httparse can parse in place first and the scanner need not run at all. What else the
+/// scanner refuses and httparse lets through: leading empty lines (the scanner drops them
+/// first), so the first byte must start a method; and the limits: the request line no
+/// longer than the longest target, the field lines within `max_header_bytes`. obs-fold
+/// httparse refuses itself (a field name cannot start with a space). Anything refused here,
+/// or by httparse, goes the slow way, which gives the precise error.
+pub(crate) fn complete_head_ok(head: &[u8], line_len: usize, limits: &Limits) -> bool {
+    !matches!(head.first(), Some(b'\r' | b'\n') | None)
+        && line_len <= limits.max_target_bytes
+        && head.len().saturating_sub(line_len + 2) <= limits.max_header_bytes
 }
 
 /// Index of the first LF in `bytes`. Looks at eight bytes per step (the "has a zero byte"

@@ -243,25 +243,57 @@ impl RequestHead {
 pub(crate) fn parse_head(
     raw: &[u8],
     limits: &Limits,
-    mut spare: Fields,
+    spare: Fields,
 ) -> Result<RequestHead, HttpError> {
+    match parse_head_in(raw, limits, spare)? {
+        Parsed::Head(head, ..) => Ok(head),
+        // The scanner saw the empty line, so httparse cannot want more.
+        Parsed::Partial(_) => Err(HttpError::Malformed("incomplete head")),
+    }
+}
+
+/// What [`parse_head_in`] found.
+pub(crate) enum Parsed {
+    /// A complete head, this many bytes long, and whether every line of it ends in CRLF
+    /// (see [`parse_head_in`]).
+    Head(RequestHead, usize, bool),
+    /// Not a complete head yet: the spare buffers back, unused.
+    Partial(Fields),
+}
+
+/// Parses the head at the start of `unread` (which may hold more after it: pipelined
+/// requests, a body) in place, and copies only the head's bytes into the [`RequestHead`],
+/// reusing `spare`'s allocations. Limits on the partial head are *not* checked here: see
+/// [`super::head`], and `ServerConn`'s fast path, which checks them on the result.
+///
+/// Nor are bare LF line ends refused (httparse accepts them): instead it reports whether
+/// every line ended in CRLF, checked where httparse ended each line, which costs a
+/// comparison per line rather than a pass over the bytes. The check is strict where it
+/// could be lenient (a value httparse trimmed of trailing spaces does not end right before
+/// its CR, and counts as not CRLF): a head it doubts goes the slow way, which decides.
+pub(crate) fn parse_head_in(
+    unread: &[u8],
+    limits: &Limits,
+    mut spare: Fields,
+) -> Result<Parsed, HttpError> {
     spare.clear();
-    spare.bytes.extend_from_slice(raw);
     let Fields {
-        bytes,
+        mut bytes,
         mut index,
         mut line,
     } = spare;
 
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(&bytes, &mut slots[..limits.header_slots()]) {
-        Ok(httparse::Status::Complete(_)) => {}
-        // The scanner saw the empty line, so httparse cannot want more.
-        Ok(httparse::Status::Partial) => return Err(HttpError::Malformed("incomplete head")),
-        Err(httparse::Error::Version) => return Err(version_error(&bytes)),
+    let len = match req.parse_with_uninit_headers(unread, &mut slots[..limits.header_slots()]) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return Ok(Parsed::Partial(Fields { bytes, index, line }));
+        }
+        Err(httparse::Error::Version) => return Err(version_error(unread)),
         Err(e) => return Err(httparse_error(e)),
-    }
+    };
+    bytes.extend_from_slice(&unread[..len]);
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HttpError::Malformed("incomplete request line"));
     };
@@ -271,6 +303,10 @@ pub(crate) fn parse_head(
         Version::Http11
     };
 
+    // The request line ends after "METHOD SP TARGET SP HTTP/1.x" (single spaces: httparse
+    // accepts no others), and the head with the empty line.
+    let crlf_at = |at: usize| unread.get(at..at + 2) == Some(b"\r\n");
+    let mut crlf = crlf_at(method.len() + target.len() + 10) && crlf_at(len - 2);
     let mut framing = Framing::default();
     let mut hosts = 0;
     let (mut close, mut keep_alive, mut expect_continue) = (false, false, false);
@@ -293,7 +329,10 @@ pub(crate) fn parse_head(
             }
             _ => {}
         }
-        index.push((Span::of(&bytes, h.name.as_bytes()), Span::of(&bytes, value)));
+        // Spans into `unread` are the same offsets into its copy, `bytes`.
+        let value_span = Span::of(unread, value);
+        crlf &= crlf_at(value_span.end as usize);
+        index.push((Span::of(unread, h.name.as_bytes()), value_span));
     }
 
     if hosts > 1 {
@@ -318,7 +357,7 @@ pub(crate) fn parse_head(
         }
         _ => 0,
     };
-    Ok(RequestHead {
+    let head = RequestHead {
         method_len: method.len(),
         path_end,
         version,
@@ -330,7 +369,8 @@ pub(crate) fn parse_head(
         // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant it.
         expects_continue: expect_continue && version == Version::Http11 && has_body,
         fields: Fields { bytes, index, line },
-    })
+    };
+    Ok(Parsed::Head(head, len, crlf))
 }
 
 /// Parses a complete trailer section (field lines and the final CRLF).

@@ -790,6 +790,44 @@ fn malformed_heads_are_400() {
     assert_eq!(run.seen, ["head GET / HTTP/1.0 close", "end"]);
 }
 
+/// A head that arrives whole is parsed in place by httparse and checked per line (the fast
+/// path); one that arrives in pieces goes through the line scanner first. `serve` feeds
+/// every input both ways and asserts they agree: these are the inputs where they could
+/// differ, the line ends httparse accepts and the scanner does not.
+#[test]
+fn whole_and_piecemeal_heads_agree_on_every_line_end() {
+    for bad in [
+        &b"GET / HTTP/1.1\nHost: h\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: 1\nY: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h  \n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX:\n\r\n",
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\n\r\n",
+    ] {
+        let run = serve(bad);
+        assert!(
+            run.seen.last().is_some_and(|e| e.starts_with("error 400")),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(bad),
+            run.seen
+        );
+    }
+    for good in [
+        &b"GET / HTTP/1.1\r\nHost: h  \r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: h\r\nX:\r\nY: \t\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /?a=b#c HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        let run = serve(good);
+        assert_eq!(
+            run.seen.last().map(String::as_str),
+            Some("end"),
+            "{:?}",
+            run.seen
+        );
+    }
+}
+
 #[test]
 fn unknown_http_version_is_505() {
     refused(b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
