@@ -321,10 +321,9 @@ fn chromium_shows_the_directory_listing_and_follows_its_links() {
 }
 
 /// Chromium decodes a `text/plain` body that names no charset as windows-1252 (it does not
-/// guess UTF-8 for http:// pages), so a UTF-8 file shows `Ã©tÃ©`. Un-ignore once static
-/// files of a `text/*` type are served with `; charset=utf-8`, as netloop's own pages are.
+/// guess UTF-8 for http:// pages), so a UTF-8 file would show `Ã©tÃ©`: static text files
+/// are served with `; charset=utf-8`.
 #[test]
-#[ignore = "static text files are served without a charset: Chromium shows UTF-8 as windows-1252"]
 fn chromium_shows_a_utf8_text_file_as_utf8() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("été.txt"), "bonjour, été\n").expect("write");

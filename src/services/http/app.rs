@@ -28,16 +28,22 @@ pub fn hello(_req: &Request<'_>, _env: &Env<'_>) -> Response {
     Response::new(200, "text/html", Body::Static(b"Hello, world!"))
 }
 
-/// `GET /book`: JSON by default, XML when the client's `Accept` asks for it.
+/// `GET /book`: JSON, unless the client's `Accept` prefers XML (by q-value: a browser's
+/// `application/xml;q=0.9,*/*;q=0.8` gets XML, curl's `*/*` gets JSON). Either answer says
+/// `Vary: Accept`, so a cache keeps them apart.
 pub fn book(req: &Request<'_>, _env: &Env<'_>) -> Response {
-    if req.accepts("application/xml") || req.accepts("text/xml") {
+    let xml = req
+        .accept_q("application/xml")
+        .max(req.accept_q("text/xml"));
+    let response = if xml > req.accept_q("application/json") {
         match book_xml(&BOOK) {
             Ok(xml) => Response::new(200, "application/xml; charset=utf-8", Body::Bytes(xml)),
             Err(_) => Response::text(500, "could not write XML\n"),
         }
     } else {
-        Response::json(200, &BOOK).with_header("Vary", "Accept")
-    }
+        Response::json(200, &BOOK)
+    };
+    response.with_header("Vary", "Accept")
 }
 
 /// The book as the lesson's XML document, written with quick-xml's event writer.
@@ -148,6 +154,53 @@ pub fn demo_routes() -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reactor::testing::TestBed;
+    use crate::services::http::{HttpConfig, HttpConn, Shared};
+
+    /// The Content-Type and Vary lines `/book` answers `accept` with.
+    fn book_answer(accept: Option<&str>) -> (String, bool) {
+        let mut bed = TestBed::new();
+        let shared = Shared::new(demo_routes(), HttpConfig::default());
+        let conn = bed.open(Box::new(HttpConn::new(shared)));
+        let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+        bed.data(
+            conn,
+            format!("GET /book HTTP/1.1\r\nHost: h\r\n{accept}\r\n").as_bytes(),
+        );
+        let out = String::from_utf8(bed.take_output(conn)).expect("utf-8");
+        let kind = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: "))
+            .unwrap_or("")
+            .to_string();
+        (kind, out.contains("\r\nVary: Accept\r\n"))
+    }
+
+    #[test]
+    fn the_book_is_json_unless_accept_prefers_xml_by_q_value() {
+        let json = "application/json";
+        let xml = "application/xml; charset=utf-8";
+        for (accept, expected) in [
+            (None, json),
+            (Some("*/*"), json),
+            (Some("application/json"), json),
+            (Some("application/xml"), xml),
+            (Some("text/xml"), xml),
+            // Chromium's: XML at 0.9 beats everything else at 0.8.
+            (
+                Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+                xml,
+            ),
+            (Some("application/xml;q=0, */*"), json),
+            (Some("application/xml;q=0.5, application/json;q=0.6"), json),
+            (Some("application/json;q=0.4, application/*;q=0.5"), xml),
+            (Some("APPLICATION/XML"), xml),
+        ] {
+            let (kind, vary) = book_answer(accept);
+            assert!(kind.starts_with(expected), "{accept:?} -> {kind}");
+            assert!(vary, "{accept:?}: both answers say Vary: Accept");
+        }
+    }
 
     #[test]
     fn the_book_as_the_lessons_xml() {

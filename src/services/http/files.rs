@@ -149,9 +149,11 @@ impl StaticDir {
         }
         let len = meta.len();
         let modified = meta.modified().ok().map(DateTime::<Utc>::from);
-        let content_type = mime_guess::from_path(path)
-            .first_raw()
-            .unwrap_or("application/octet-stream");
+        let content_type = with_utf8(
+            mime_guess::from_path(path)
+                .first_raw()
+                .unwrap_or("application/octet-stream"),
+        );
         let mut headers = vec![("Accept-Ranges", "bytes".to_string())];
         if let Some(m) = modified {
             headers.push(("Last-Modified", netloop_protocols::http::http_date(m)));
@@ -333,6 +335,22 @@ fn href_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Text types say `charset=utf-8`: without it a browser reads `text/plain` as
+/// windows-1252, and `été` shows as `Ã©tÃ©`. HTML is left alone (a page declares its own
+/// charset in a `<meta>`, which a header would override).
+fn with_utf8(content_type: &'static str) -> &'static str {
+    match content_type {
+        "text/plain" => "text/plain; charset=utf-8",
+        "text/css" => "text/css; charset=utf-8",
+        "text/csv" => "text/csv; charset=utf-8",
+        "text/markdown" | "text/x-markdown" => "text/markdown; charset=utf-8",
+        "text/javascript" | "application/javascript" => "text/javascript; charset=utf-8",
+        "application/json" => "application/json; charset=utf-8",
+        "text/xml" | "application/xml" => "application/xml; charset=utf-8",
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -69,19 +69,36 @@ impl<'a> Request<'a> {
         self.head
     }
 
-    /// Does the `Accept` header prefer `wanted` (say `application/xml`) over JSON? A plain
-    /// substring test: enough for `/book`'s two representations, not a full RFC 9110 §12.5.1
-    /// negotiation with q-values.
-    pub fn accepts(&self, wanted: &str) -> bool {
-        self.header("accept").is_some_and(|a| {
-            let a = String::from_utf8_lossy(a);
-            a.split(',').any(|item| {
-                item.trim()
-                    .split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(wanted))
-            })
-        })
+    /// How much the client wants `media` (say `application/json`), by its `Accept` header
+    /// (RFC 9110 §12.5.1): the q-value of the most specific range that matches
+    /// (`type/subtype`, then `type/*`, then `*/*`), 1.0 with no `Accept` at all, 0.0 if no
+    /// range matches. `q=0` means "not this".
+    pub fn accept_q(&self, media: &str) -> f32 {
+        let Some(accept) = self.header("accept") else {
+            return 1.0;
+        };
+        let accept = String::from_utf8_lossy(accept);
+        let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+        // (specificity, q) of the best match so far: 3 exact, 2 type/*, 1 */*.
+        let mut best = (0, 0.0);
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or("").trim();
+            let specificity = match range.split_once('/') {
+                _ if range.eq_ignore_ascii_case(media) => 3,
+                Some((t, "*")) if t.eq_ignore_ascii_case(kind) => 2,
+                Some(("*", "*")) => 1,
+                _ => continue,
+            };
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .map_or(1.0, |q| q.clamp(0.0, 1.0));
+            if specificity > best.0 {
+                best = (specificity, q);
+            }
+        }
+        best.1
     }
 }
 
