@@ -1,4 +1,7 @@
-//! HTTP/1.1 hello world, netloop against hyper, side by side in one run.
+//! HTTP/1.1 hello world, netloop against hyper, side by side in one run, with the floor:
+//! `examples/http_floor.rs`, a bare mio loop that only reads, parses with httparse and writes
+//! a canned response (no limits, timers, Date, routing...). What netloop's features and its
+//! general reactor cost per request is the gap between its column and the floor's.
 //!
 //! Run: `cargo bench --bench http`
 //!
@@ -117,9 +120,11 @@ fn main() {
     let duration = env_or("DURATION", "5");
     let netloop = start_netloop("http", &[]);
     let hyper = start_peer("hyper", "hyper_hello", false, accepts);
-    // Warm up both (connections, page cache, CPU frequency).
+    let floor = start_floor();
+    // Warm up all three (connections, page cache, CPU frequency).
     measure(&netloop, "50", "keepalive", "1");
     measure(&hyper, "50", "keepalive", "1");
+    measure(&floor, "50", "keepalive", "1");
 
     println!(
         "HTTP hello world; server on CPU 0, wrk -t1 on CPU 1; median of {runs} alternating runs of {duration}s"
@@ -140,14 +145,25 @@ fn main() {
         "req/cpu-s",
         "ratio"
     );
+    let mut floor_rows = Vec::new();
     let mut rows = Vec::new();
     for conns in env_or("CONNS", "50 1000").split_whitespace() {
         for mode in env_or("MODES", "keepalive pipelined").split_whitespace() {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let (mut ours, mut theirs, mut bare) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..runs {
                 ours.push(measure(&netloop, conns, mode, &duration));
                 theirs.push(measure(&hyper, conns, mode, &duration));
+                bare.push(measure(&floor, conns, mode, &duration));
             }
+            let floor_ratio = med(&bare, |r| r.per_cpu_s) / med(&theirs, |r| r.per_cpu_s);
+            let of_floor = med(&ours, |r| r.per_cpu_s) / med(&bare, |r| r.per_cpu_s);
+            floor_rows.push(format!(
+                "{mode:<10} {conns:>6} | floor {:>9.0} req/s {:>4.0}% cpu {:>10.0} req/cpu-s = {floor_ratio:.2}x hyper; netloop has {:.0}% of the floor's req/cpu-s",
+                med(&bare, |r| r.rps),
+                med(&bare, |r| r.server_cpu * 100.0),
+                med(&bare, |r| r.per_cpu_s),
+                of_floor * 100.0
+            ));
             let a = |f: fn(&Run) -> f64| med(&ours, f);
             let b = |f: fn(&Run) -> f64| med(&theirs, f);
             let ratio = a(|r| r.per_cpu_s) / b(|r| r.per_cpu_s);
@@ -165,15 +181,58 @@ fn main() {
                 b(|r| r.per_cpu_s),
             );
             rows.push(format!(
-                r#"{{"mode":"{mode}","conns":{conns},"netloop":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{:.0},"p99_us":{:.0},"req_per_cpu_s":{:.0}}},"hyper":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{:.0},"p99_us":{:.0},"req_per_cpu_s":{:.0}}},"ratio":{ratio:.3}}}"#,
+                r#"{{"mode":"{mode}","conns":{conns},"netloop":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{:.0},"p99_us":{:.0},"req_per_cpu_s":{:.0}}},"hyper":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{:.0},"p99_us":{:.0},"req_per_cpu_s":{:.0}}},"ratio":{ratio:.3},"floor":{{"rps":{:.0},"server_cpu":{:.3},"req_per_cpu_s":{:.0},"vs_hyper":{floor_ratio:.3}}}}}"#,
                 a(|r| r.rps), a(|r| r.server_cpu), a(|r| r.p50_us), a(|r| r.p99_us), a(|r| r.per_cpu_s),
                 b(|r| r.rps), b(|r| r.server_cpu), b(|r| r.p50_us), b(|r| r.p99_us), b(|r| r.per_cpu_s),
+                med(&bare, |r| r.rps), med(&bare, |r| r.server_cpu), med(&bare, |r| r.per_cpu_s),
             ));
         }
+    }
+    println!(
+        "the floor (examples/http_floor.rs: read, httparse, canned response) in the same runs:"
+    );
+    for row in floor_rows {
+        println!("{row}");
     }
     let json = format!(
         r#"{{"bench":"http","duration_s":{duration},"rows":[{}]}}"#,
         rows.join(",")
     );
     common::write_json("http", &json);
+}
+
+/// The floor, `examples/http_floor.rs`, on CPU 0 (built here: benches do not build
+/// examples), ready once it has announced its address.
+fn start_floor() -> Server {
+    use std::io::{BufRead, BufReader};
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--example", "http_floor"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build --example http_floor");
+    assert!(status.success(), "building the floor failed");
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/http_floor");
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(bin)
+        .arg("127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start http_floor");
+    let stdout = child.stdout.take().expect("piped");
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("http_floor announces its address")
+        .expect("read");
+    let addr = line
+        .strip_prefix("http-floor listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("http_floor said {line:?}"));
+    Server {
+        name: "floor",
+        child,
+        addr,
+    }
 }
