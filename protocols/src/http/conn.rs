@@ -23,7 +23,7 @@ use super::request::{
     BodyFraming, Fields, Parsed, RequestHead, Version, parse_head, parse_head_in,
 };
 use super::response::{
-    HeaderBlock, check_header, error_response, is_field_text, write_chunk, write_decimal,
+    HeadKey, HeaderBlock, check_header, error_response, is_field_text, write_chunk, write_decimal,
     write_header, write_last_chunk, write_status_line,
 };
 
@@ -350,17 +350,36 @@ impl ServerConn {
     /// [`Self::write_response_head`] with header lines checked and rendered ahead of time
     /// (a server's `Date`, `Server` and `Content-Type` are the same on every response of a
     /// second): one copy instead of a check and four copies per header.
+    ///
+    /// The block also remembers the last whole head written with it: a response like the
+    /// one before (same status, body length and connection handling, the common case of a
+    /// busy route within one second) is a single copy of those bytes.
     pub fn write_response_head_block(
         &mut self,
         status: u16,
         reason: &str,
-        headers: &HeaderBlock,
+        headers: &mut HeaderBlock,
         body: BodyFraming,
         out: &mut Vec<u8>,
     ) -> Result<(), UsageError> {
-        self.write_head(status, reason, body, out, |out| {
-            out.extend_from_slice(headers.as_bytes())
-        })
+        let plan = self.plan_head(status, reason, body)?;
+        let key = HeadKey {
+            status,
+            body,
+            connection: plan.connection,
+        };
+        match headers.remembered(&key, reason) {
+            Some(head) => out.extend_from_slice(head),
+            None => {
+                let start = out.len();
+                render_head(status, reason, body, &plan, out, |out| {
+                    out.extend_from_slice(headers.as_bytes())
+                });
+                headers.remember(key, reason, &out[start..]);
+            }
+        }
+        self.commit_head(plan);
+        Ok(())
     }
 
     fn write_head(
@@ -371,6 +390,20 @@ impl ServerConn {
         out: &mut Vec<u8>,
         write_headers: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), UsageError> {
+        let plan = self.plan_head(status, reason, body)?;
+        render_head(status, reason, body, &plan, out, write_headers);
+        self.commit_head(plan);
+        Ok(())
+    }
+
+    /// Checks that a head may be written now, and works out what it must say about the
+    /// connection and how the body will be sent.
+    fn plan_head(
+        &self,
+        status: u16,
+        reason: &str,
+        body: BodyFraming,
+    ) -> Result<HeadPlan, UsageError> {
         if self.closed {
             return Err(UsageError::Closed);
         }
@@ -396,27 +429,11 @@ impl ServerConn {
         let reading_body = matches!(self.reading, Reading::SendBody(_));
         let refused_continue = ex.expects_continue && !ex.continue_sent && reading_body;
         ex.close |= self.peer_eof || self.close_requested || until_close || refused_continue;
-
-        write_status_line(status, reason, out);
-        write_headers(out);
-        match body {
-            BodyFraming::Empty if bodiless_status => {}
-            BodyFraming::Empty => out.extend_from_slice(b"Content-Length: 0\r\n"),
-            BodyFraming::Length(n) => {
-                out.extend_from_slice(b"Content-Length: ");
-                write_decimal(n, out);
-                out.extend_from_slice(b"\r\n");
-            }
-            BodyFraming::Chunked if until_close => {}
-            BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        }
-        if ex.close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if http10 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-
+        let connection = match (ex.close, http10) {
+            (true, _) => ConnectionLine::Close,
+            (false, true) => ConnectionLine::KeepAlive,
+            (false, false) => ConnectionLine::None,
+        };
         let sending = match body {
             _ if bodiless_status => Sending::Nothing,
             _ if ex.is_head => Sending::Discard,
@@ -425,9 +442,19 @@ impl ServerConn {
             BodyFraming::Chunked if until_close => Sending::UntilClose,
             BodyFraming::Chunked => Sending::Chunked,
         };
-        self.exchange = Some(ex);
-        self.writing = Writing::SendBody(sending);
-        Ok(())
+        Ok(HeadPlan {
+            exchange: ex,
+            connection,
+            bodiless_status,
+            until_close,
+            sending,
+        })
+    }
+
+    /// The head is written: the body comes next.
+    fn commit_head(&mut self, plan: HeadPlan) {
+        self.exchange = Some(plan.exchange);
+        self.writing = Writing::SendBody(plan.sending);
     }
 
     /// Appends response body bytes, chunk-framed if the body is chunked. For a HEAD request
@@ -581,4 +608,54 @@ impl ServerConn {
         self.buf = Vec::new();
         self.start = 0;
     }
+}
+
+/// What a planned head says about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectionLine {
+    /// Nothing: HTTP/1.1 stays open.
+    None,
+    /// `Connection: close`.
+    Close,
+    /// `Connection: keep-alive`, to an HTTP/1.0 client that keeps the connection.
+    KeepAlive,
+}
+
+/// A head that may be written, and what it will say.
+struct HeadPlan {
+    exchange: Exchange,
+    connection: ConnectionLine,
+    bodiless_status: bool,
+    until_close: bool,
+    sending: Sending,
+}
+
+/// Status line, `headers`, the framing line, the connection line, the empty line.
+fn render_head(
+    status: u16,
+    reason: &str,
+    body: BodyFraming,
+    plan: &HeadPlan,
+    out: &mut Vec<u8>,
+    write_headers: impl FnOnce(&mut Vec<u8>),
+) {
+    write_status_line(status, reason, out);
+    write_headers(out);
+    match body {
+        BodyFraming::Empty if plan.bodiless_status => {}
+        BodyFraming::Empty => out.extend_from_slice(b"Content-Length: 0\r\n"),
+        BodyFraming::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            write_decimal(n, out);
+            out.extend_from_slice(b"\r\n");
+        }
+        BodyFraming::Chunked if plan.until_close => {}
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    match plan.connection {
+        ConnectionLine::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        ConnectionLine::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        ConnectionLine::None => {}
+    }
+    out.extend_from_slice(b"\r\n");
 }

@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::conn::ConnectionLine;
 use super::error::{HttpError, UsageError};
+use super::request::BodyFraming;
 
 /// The reason phrase RFC 9110 §15 gives a status, or `""` for codes it does not define
 /// (a reason phrase is optional: clients must ignore it).
@@ -74,10 +76,22 @@ pub fn error_response(err: &HttpError, out: &mut Vec<u8>) {
 }
 
 /// Header lines checked once and rendered as `name: value\r\n...`, for
-/// [`ServerConn::write_response_head_block`](super::ServerConn::write_response_head_block).
+/// [`ServerConn::write_response_head_block`](super::ServerConn::write_response_head_block),
+/// which also leaves here the last whole head it wrote with them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderBlock {
     bytes: Vec<u8>,
+    /// The last whole head (status line to empty line) written with this block, what it
+    /// was written for, and its reason phrase.
+    last: Option<(HeadKey, String, Vec<u8>)>,
+}
+
+/// What, besides the block and the reason phrase, decides a head's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadKey {
+    pub(crate) status: u16,
+    pub(crate) body: BodyFraming,
+    pub(crate) connection: ConnectionLine,
 }
 
 impl HeaderBlock {
@@ -89,12 +103,32 @@ impl HeaderBlock {
             check_header(name, value)?;
             write_header(name, value, &mut bytes);
         }
-        Ok(HeaderBlock { bytes })
+        Ok(HeaderBlock { bytes, last: None })
     }
 
     /// The rendered lines.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The whole head last written for `key` and `reason`, if that was the last one.
+    pub(crate) fn remembered(&self, key: &HeadKey, reason: &str) -> Option<&[u8]> {
+        match &self.last {
+            Some((k, r, head)) if k == key && r == reason => Some(head),
+            _ => None,
+        }
+    }
+
+    /// Keeps `head`, just written for `key` and `reason` (the buffers are reused).
+    pub(crate) fn remember(&mut self, key: HeadKey, reason: &str, head: &[u8]) {
+        let (k, r, bytes) = self
+            .last
+            .get_or_insert_with(|| (key, String::new(), Vec::new()));
+        *k = key;
+        r.clear();
+        r.push_str(reason);
+        bytes.clear();
+        bytes.extend_from_slice(head);
     }
 }
 

@@ -306,7 +306,7 @@ impl HttpConn {
             a.proto.write_response_head_block(
                 response.status,
                 reason,
-                &blocks.by_type[i].1,
+                &mut blocks.by_type[i].1,
                 framing,
                 out,
             )
