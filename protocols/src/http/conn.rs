@@ -19,9 +19,7 @@ use super::body::BodyDecoder;
 use super::error::{HttpError, UsageError};
 use super::head::{LineScan, Scan, complete_head_ok};
 use super::limits::Limits;
-use super::request::{
-    BodyFraming, Fields, Parsed, RequestHead, Version, parse_head, parse_head_in,
-};
+use super::request::{BodyFraming, Fields, RequestHead, Version, parse_head, parse_head_into};
 use super::response::{
     HeadKey, HeaderBlock, check_header, error_response, is_field_text, write_chunk, write_decimal,
     write_header, write_last_chunk, write_status_line,
@@ -32,7 +30,9 @@ use super::response::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A request head. Respond to it (now or after its body) before the next one appears.
-    Request(RequestHead),
+    /// Boxed: it is passed on a few times on its way to a handler and back to
+    /// [`ServerConn::recycle`], and a box moves as one word where the head is a dozen.
+    Request(Box<RequestHead>),
     /// The next piece of the request body, de-chunked: every body byte that was buffered.
     Body(Vec<u8>),
     /// The request body is complete; the trailer fields of a chunked body, else empty.
@@ -125,8 +125,8 @@ pub struct ServerConn {
     /// A body error found after some good body bytes: those go out as an event first.
     deferred_error: Option<HttpError>,
     closed: bool,
-    /// A previous head's buffers, for the next head (see [`ServerConn::recycle`]).
-    spare: Fields,
+    /// A previous head, to be filled by the next one (see [`ServerConn::recycle`]).
+    spare: Option<Box<RequestHead>>,
 }
 
 impl Default for ServerConn {
@@ -149,7 +149,7 @@ impl ServerConn {
             close_requested: false,
             deferred_error: None,
             closed: false,
-            spare: Fields::default(),
+            spare: None,
         }
     }
 
@@ -197,9 +197,9 @@ impl ServerConn {
                     // Tried once per head, so a head dribbling in byte by byte is not
                     // parsed again on every read: after a miss the scanner takes over.
                     if scan.is_fresh() {
-                        let spare = std::mem::take(&mut self.spare);
-                        match parse_head_in(unread, &self.limits, spare) {
-                            Ok(Parsed::Head(head, len, true))
+                        let mut head = self.spare.take().unwrap_or_else(new_head);
+                        match parse_head_into(unread, &self.limits, &mut head) {
+                            Ok(Some((len, true)))
                                 if complete_head_ok(
                                     &unread[..len],
                                     head.method().len() + head.target().len() + 10,
@@ -209,9 +209,7 @@ impl ServerConn {
                                 self.start += len;
                                 return Ok(Some(self.start_exchange(head)));
                             }
-                            Ok(Parsed::Head(head, ..)) => self.spare = head.into_fields(),
-                            Ok(Parsed::Partial(spare)) => self.spare = spare,
-                            Err(_) => {}
+                            _ => self.spare = Some(head),
                         }
                     }
                     let unread = &self.buf[self.start..];
@@ -276,17 +274,17 @@ impl ServerConn {
 
     /// A complete head of `len` bytes sits at the start of the unread bytes.
     fn on_head(&mut self, len: usize) -> Result<Event, HttpError> {
+        let mut head = self.spare.take().unwrap_or_else(new_head);
         let raw = &self.buf[self.start..self.start + len];
-        let head = match parse_head(raw, &self.limits, std::mem::take(&mut self.spare)) {
-            Ok(head) => head,
-            Err(e) => return Err(self.fail(e)),
-        };
+        if let Err(e) = parse_head(raw, &self.limits, &mut head) {
+            return Err(self.fail(e));
+        }
         self.start += len;
         Ok(self.start_exchange(head))
     }
 
     /// A request head has been read: its exchange begins.
-    fn start_exchange(&mut self, head: RequestHead) -> Event {
+    fn start_exchange(&mut self, head: Box<RequestHead>) -> Event {
         self.exchange = Some(Exchange {
             version: head.version(),
             is_head: head.is_head(),
@@ -527,10 +525,10 @@ impl ServerConn {
         }
     }
 
-    /// Gives a head's buffers back, so the next request is parsed without allocating.
+    /// Gives a head back, so the next request is parsed into it without allocating.
     /// Optional; a head that is dropped instead just costs an allocation later.
-    pub fn recycle(&mut self, head: RequestHead) {
-        self.spare = head.into_fields();
+    pub fn recycle(&mut self, head: Box<RequestHead>) {
+        self.spare = Some(head);
     }
 
     /// True once the connection is over: no more events, no more responses. Flush what
@@ -658,4 +656,9 @@ fn render_head(
         ConnectionLine::None => {}
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// A head to parse into, when no recycled one is at hand.
+fn new_head() -> Box<RequestHead> {
+    Box::new(RequestHead::empty())
 }

@@ -232,64 +232,62 @@ impl RequestHead {
         self.method() == "HEAD"
     }
 
-    /// Takes back the head's buffers for the next request.
-    pub(crate) fn into_fields(self) -> Fields {
-        self.fields
+    /// A head with nothing in it yet, for [`parse_head_into`] to fill.
+    pub(crate) fn empty() -> RequestHead {
+        RequestHead {
+            fields: Fields::default(),
+            method_len: 0,
+            path_end: 0,
+            version: Version::Http11,
+            body: BodyFraming::Empty,
+            keep_alive: true,
+            expects_continue: false,
+        }
     }
 }
 
-/// Parses the complete head `raw` (request line to the empty line), reusing `spare`'s
-/// allocations. Every framing and smuggling rule of RFC 9112 §6.3 is enforced here.
+/// Parses the complete head `raw` (request line to the empty line) into `head`, reusing
+/// its allocations. Every framing and smuggling rule of RFC 9112 §6.3 is enforced here.
 pub(crate) fn parse_head(
     raw: &[u8],
     limits: &Limits,
-    spare: Fields,
-) -> Result<RequestHead, HttpError> {
-    match parse_head_in(raw, limits, spare)? {
-        Parsed::Head(head, ..) => Ok(head),
+    head: &mut RequestHead,
+) -> Result<(), HttpError> {
+    match parse_head_into(raw, limits, head)? {
+        Some(_) => Ok(()),
         // The scanner saw the empty line, so httparse cannot want more.
-        Parsed::Partial(_) => Err(HttpError::Malformed("incomplete head")),
+        None => Err(HttpError::Malformed("incomplete head")),
     }
 }
 
-/// What [`parse_head_in`] found.
-pub(crate) enum Parsed {
-    /// A complete head, this many bytes long, and whether every line of it ends in CRLF
-    /// (see [`parse_head_in`]).
-    Head(RequestHead, usize, bool),
-    /// Not a complete head yet: the spare buffers back, unused.
-    Partial(Fields),
-}
-
 /// Parses the head at the start of `unread` (which may hold more after it: pipelined
-/// requests, a body) in place, and copies only the head's bytes into the [`RequestHead`],
-/// reusing `spare`'s allocations. Limits on the partial head are *not* checked here: see
-/// [`super::head`], and `ServerConn`'s fast path, which checks them on the result.
+/// requests, a body) in place, into `head` (its buffers reused; only the head's bytes are
+/// copied). Returns the head's length and whether every line of it ends in CRLF, or `None`
+/// if no complete head has arrived (`head` is then left empty). Limits on the partial head
+/// are *not* checked here: see [`super::head`], and `ServerConn`'s fast path, which checks
+/// them on the result.
 ///
 /// Nor are bare LF line ends refused (httparse accepts them): instead it reports whether
 /// every line ended in CRLF, checked where httparse ended each line, which costs a
 /// comparison per line rather than a pass over the bytes. The check is strict where it
 /// could be lenient (a value httparse trimmed of trailing spaces does not end right before
 /// its CR, and counts as not CRLF): a head it doubts goes the slow way, which decides.
-pub(crate) fn parse_head_in(
+///
+/// Filling a head in place, rather than returning a new one, matters: a head is a dozen
+/// words, and the request it becomes travels through the connection in a `Box`.
+pub(crate) fn parse_head_into(
     unread: &[u8],
     limits: &Limits,
-    mut spare: Fields,
-) -> Result<Parsed, HttpError> {
-    spare.clear();
-    let Fields {
-        mut bytes,
-        mut index,
-        mut line,
-    } = spare;
+    head: &mut RequestHead,
+) -> Result<Option<(usize, bool)>, HttpError> {
+    head.fields.clear();
+    let Fields { bytes, index, line } = &mut head.fields;
 
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(unread, &mut slots[..limits.header_slots()]) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            return Ok(Parsed::Partial(Fields { bytes, index, line }));
-        }
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::Version) => return Err(version_error(unread)),
         Err(e) => return Err(httparse_error(e)),
     };
@@ -357,20 +355,17 @@ pub(crate) fn parse_head_in(
         }
         _ => 0,
     };
-    let head = RequestHead {
-        method_len: method.len(),
-        path_end,
-        version,
-        body,
-        keep_alive: match version {
-            Version::Http11 => !close,
-            Version::Http10 => keep_alive && !close,
-        },
-        // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant it.
-        expects_continue: expect_continue && version == Version::Http11 && has_body,
-        fields: Fields { bytes, index, line },
+    head.method_len = method.len();
+    head.path_end = path_end;
+    head.version = version;
+    head.body = body;
+    head.keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive && !close,
     };
-    Ok(Parsed::Head(head, len, crlf))
+    // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant it.
+    head.expects_continue = expect_continue && version == Version::Http11 && has_body;
+    Ok(Some((len, crlf)))
 }
 
 /// Parses a complete trailer section (field lines and the final CRLF).
@@ -540,7 +535,7 @@ mod tests {
             for piece in pieces {
                 conn.handle_bytes(piece);
                 match conn.poll_event() {
-                    Ok(Some(Event::Request(head))) => return Ok(head),
+                    Ok(Some(Event::Request(head))) => return Ok(*head),
                     Err(e) => return Err(e),
                     Ok(_) => {}
                 }

@@ -88,7 +88,7 @@ fn run_pieces(pieces: &[&[u8]], opts: Opts, respond: Respond<'_>) -> Run {
         closed: false,
     };
     let mut out = Vec::new();
-    let mut pending: Option<RequestHead> = None;
+    let mut pending: Option<Box<RequestHead>> = None;
     let mut drain = |conn: &mut ServerConn, run: &mut Run, out: &mut Vec<u8>| loop {
         match conn.poll_event() {
             Ok(Some(Event::Request(head))) => {

@@ -132,7 +132,7 @@ struct Blocks {
 
 /// A request being collected: its head, and its body so far.
 struct Pending {
-    head: RequestHead,
+    head: Box<RequestHead>,
     body: Vec<u8>,
 }
 
