@@ -275,9 +275,7 @@ impl HttpConn {
         let Some(out) = cx.output() else { return };
         let mut date = shared.date.borrow_mut();
         let date = date.get_or_insert_with(|| DateCache::new(now));
-        date.get(now);
-        let stamp = date.stamp();
-        let date_value = date.get(now);
+        let (date_value, stamp) = date.get_stamped(now);
         let no_body = matches!(response.status, 204 | 304);
         let framing = if no_body {
             BodyFraming::Empty

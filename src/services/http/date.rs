@@ -30,6 +30,12 @@ impl DateCache {
         self.refresh_at
     }
 
+    /// [`DateCache::get`] and [`DateCache::stamp`] in one call (one check of the clock).
+    pub fn get_stamped(&mut self, now: Instant) -> (&str, Instant) {
+        self.get(now);
+        (&self.value, self.refresh_at)
+    }
+
     /// The `Date` value for the tick at `now` (the reactor's per-tick time).
     pub fn get(&mut self, now: Instant) -> &str {
         if now >= self.refresh_at {
