@@ -355,7 +355,7 @@ impl ServerConn {
     pub fn write_response_head_block(
         &mut self,
         status: u16,
-        reason: &str,
+        reason: &'static str,
         headers: &mut HeaderBlock,
         body: BodyFraming,
         out: &mut Vec<u8>,

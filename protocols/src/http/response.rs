@@ -83,7 +83,7 @@ pub struct HeaderBlock {
     bytes: Vec<u8>,
     /// The last whole head (status line to empty line) written with this block, what it
     /// was written for, and its reason phrase.
-    last: Option<(HeadKey, String, Vec<u8>)>,
+    last: Option<(HeadKey, &'static str, Vec<u8>)>,
 }
 
 /// What, besides the block and the reason phrase, decides a head's bytes.
@@ -112,21 +112,22 @@ impl HeaderBlock {
     }
 
     /// The whole head last written for `key` and `reason`, if that was the last one.
-    pub(crate) fn remembered(&self, key: &HeadKey, reason: &str) -> Option<&[u8]> {
+    /// (A server passes the same `&'static str` for a status every time: the same address
+    /// is the same phrase, and the bytes are compared only when it is not.)
+    pub(crate) fn remembered(&self, key: &HeadKey, reason: &'static str) -> Option<&[u8]> {
         match &self.last {
-            Some((k, r, head)) if k == key && r == reason => Some(head),
+            Some((k, r, head)) if k == key && (std::ptr::eq(*r, reason) || *r == reason) => {
+                Some(head)
+            }
             _ => None,
         }
     }
 
-    /// Keeps `head`, just written for `key` and `reason` (the buffers are reused).
-    pub(crate) fn remember(&mut self, key: HeadKey, reason: &str, head: &[u8]) {
-        let (k, r, bytes) = self
-            .last
-            .get_or_insert_with(|| (key, String::new(), Vec::new()));
+    /// Keeps `head`, just written for `key` and `reason` (the buffer is reused).
+    pub(crate) fn remember(&mut self, key: HeadKey, reason: &'static str, head: &[u8]) {
+        let (k, r, bytes) = self.last.get_or_insert_with(|| (key, reason, Vec::new()));
         *k = key;
-        r.clear();
-        r.push_str(reason);
+        *r = reason;
         bytes.clear();
         bytes.extend_from_slice(head);
     }

@@ -291,7 +291,12 @@ impl HttpConn {
                 blocks.stamp = Some(stamp);
                 blocks.by_type.clear();
             }
-            let i = match blocks.by_type.iter().position(|(t, _)| *t == content_type) {
+            // The same `&'static str` again, nearly always: compare addresses before bytes.
+            let same = |t: &Option<&str>| match (*t, content_type) {
+                (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            let i = match blocks.by_type.iter().position(|(t, _)| same(t)) {
                 Some(i) => i,
                 None => {
                     let mut lines = vec![("Date", date_value), ("Server", "netloop")];
