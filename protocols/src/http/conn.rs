@@ -212,10 +212,6 @@ impl ServerConn {
                             _ => self.spare = Some(head),
                         }
                     }
-                    let unread = &self.buf[self.start..];
-                    let Reading::Idle(scan) = &mut self.reading else {
-                        unreachable!("still reading a head")
-                    };
                     match scan.scan(unread, &self.limits) {
                         Err(e) => return Err(self.fail(e)),
                         Ok(Scan::EmptyLine(len)) => {
