@@ -415,42 +415,32 @@ fn the_client_refuses_unsafe_names_bad_documents_and_cut_transfers_and_writes_no
         b"0123456780",
     ]
     .concat();
-    let (addr, thread) = one_shot_server(mismatch.clone());
-    let out = file_client(addr, &["--encoding", "raw", "--stdout", "get", "f.bin"]);
-    thread.join().expect("server thread");
+    let fetch = |reply: Vec<u8>, args: &[&str]| {
+        let (addr, thread) = one_shot_server(reply);
+        let out = file_client(addr, args);
+        thread.join().expect("server thread");
+        out
+    };
+    let out = fetch(
+        mismatch.clone(),
+        &["--encoding", "raw", "--stdout", "get", "f.bin"],
+    );
     assert_eq!(out.stdout, b"0123456780");
     assert!(failed(&out).contains("sha256 mismatch"));
-    let (addr, thread) = one_shot_server(mismatch);
-    let out = file_client(
-        addr,
-        &[
-            "--dir",
-            d,
-            "--encoding",
-            "raw",
-            "--no-verify",
-            "get",
-            "f.bin",
-        ],
-    );
-    thread.join().expect("server thread");
+    let unchecked = [
+        "--dir",
+        d,
+        "--encoding",
+        "raw",
+        "--no-verify",
+        "get",
+        "f.bin",
+    ];
+    let out = fetch(mismatch, &unchecked);
     assert!(succeeded(&out).contains("sha256 not (--no-verify)"));
     let _ = std::fs::remove_file(down.join("f.bin"));
     let short = [header(10, &sha256_hex(b"0123456789")).as_bytes(), b"01234"].concat();
-    let (addr, thread) = one_shot_server(short);
-    let out = file_client(
-        addr,
-        &[
-            "--dir",
-            d,
-            "--encoding",
-            "raw",
-            "--no-verify",
-            "get",
-            "f.bin",
-        ],
-    );
-    thread.join().expect("server thread");
+    let out = fetch(short, &unchecked);
     assert!(failed(&out).contains("expected 10 bytes, received 5"));
     assert!(entries(&down).is_empty(), "a short body is never saved");
 }
