@@ -41,7 +41,7 @@ use netloop::reactor::Reactor;
 use netloop::services::file::{Destination, FileClient, Job, NoProgress, Outcome};
 use netloop_protocols::file::Encoding;
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,7 +50,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{bench_dir, env_or, median};
+use common::{Server, bench_dir, env_or, median};
 
 /// Peak resident set size of `pid` in KiB (`VmHWM`), or 0 if it cannot be read.
 fn vm_hwm_kib(pid: &str) -> u64 {
@@ -130,36 +130,9 @@ fn small_name(i: usize) -> String {
 
 // ---------------------------------------------------------------- the parent
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The `netloop` binary on CPU 0, serving files from `dir`.
 fn start_netloop(dir: &Path) -> Server {
-    let mut child = Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_netloop")])
-        .arg("--any-ports")
-        .arg("--file-dir")
-        .arg(dir)
-        .env("RUST_LOG", "netloop=warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start netloop");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let addr = loop {
-        let line = lines.next().expect("netloop announces").expect("read");
-        if let Some(a) = line.strip_prefix("file listening on ") {
-            break a.parse().expect("addr");
-        }
-    };
-    Server { child, addr }
+    common::start_netloop("file", &["--file-dir".as_ref(), dir.as_os_str()])
 }
 
 /// Writes `size` pseudo-random bytes to `path` in 1 MiB pieces (xorshift: random enough

@@ -216,7 +216,6 @@ fn main() {
 /// The floor, `examples/http_floor.rs`, on CPU 0 (built here: benches do not build
 /// examples), ready once it has announced its address.
 fn start_floor() -> Server {
-    use std::io::{BufRead, BufReader};
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--example", "http_floor"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -232,16 +231,7 @@ fn start_floor() -> Server {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start http_floor");
-    let stdout = child.stdout.take().expect("piped");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("http_floor announces its address")
-        .expect("read");
-    let addr = line
-        .strip_prefix("http-floor listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("http_floor said {line:?}"));
+    let addr = common::announced(&mut child, "http-floor listening on ");
     Server {
         name: "floor",
         child,

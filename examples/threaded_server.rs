@@ -428,23 +428,15 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let http = TcpListener::bind(parse_flag(&args, "--http", "127.0.0.1:8000")?)?;
     let time = TcpListener::bind(parse_flag(&args, "--time", "127.0.0.1:6789")?)?;
-    let udp = if args.iter().any(|a| a == "--udp-echo") {
-        Some(UdpSocket::bind(parse_flag(
-            &args,
-            "--udp-echo",
-            "127.0.0.1:6789",
-        )?)?)
-    } else {
-        None
+    // The optional services: only when their flag is given.
+    let given = |flag: &str| args.iter().any(|a| a == flag);
+    let udp = match given("--udp-echo") {
+        true => Some(UdpSocket::bind(parse_flag(&args, "--udp-echo", "")?)?),
+        false => None,
     };
-    let chat = if args.iter().any(|a| a == "--chat") {
-        Some(TcpListener::bind(parse_flag(
-            &args,
-            "--chat",
-            "127.0.0.1:12345",
-        )?)?)
-    } else {
-        None
+    let chat = match given("--chat") {
+        true => Some(TcpListener::bind(parse_flag(&args, "--chat", "")?)?),
+        false => None,
     };
     let write_timeout = match args.iter().position(|a| a == "--chat-write-timeout") {
         Some(i) => {

@@ -37,6 +37,13 @@ fn chat_servers(max_unread: usize) -> Running<(SocketAddr, SocketAddr)> {
 }
 
 /// A line-mode participant: a socket and a line reader on it.
+/// The `chat_server` example on a free port, with `extra` flags.
+fn chat_server(extra: &[&str]) -> ServerProcess {
+    let mut cmd = Command::new(binary("chat_server"));
+    cmd.args(["--addr", "127.0.0.1:0"]).args(extra);
+    spawn_server(cmd, 1)
+}
+
 struct Client {
     w: TcpStream,
     r: BufReader<TcpStream>,
@@ -357,9 +364,7 @@ fn raw_mode_relays_each_send_to_everyone_as_the_lesson_does() {
 /// only listens, so what the first one says is seen arriving elsewhere.
 #[test]
 fn the_lessons_python_chat_client_works_against_framing_raw() {
-    let mut cmd = Command::new(binary("chat_server"));
-    cmd.args(["--addr", "127.0.0.1:0", "--framing", "raw"]);
-    let server = spawn_server(cmd, 1);
+    let server = chat_server(&["--framing", "raw"]);
     let raw = server.addr("chat-raw");
     let mut listener = connect(raw);
     let script = format!(
@@ -436,9 +441,7 @@ if __name__ == '__main__':
 
 #[test]
 fn chat_client_example_joins_speaks_and_quits_at_end_of_piped_input() {
-    let mut cmd = Command::new(binary("chat_server"));
-    cmd.args(["--addr", "127.0.0.1:0"]);
-    let server = spawn_server(cmd, 1);
+    let server = chat_server(&[]);
     let addr = server.addr("chat");
     let mut bob = Client::joined(addr, "bob");
     let mut client = Command::new(binary("chat_client"))
@@ -466,9 +469,7 @@ fn chat_client_example_joins_speaks_and_quits_at_end_of_piped_input() {
 
 #[test]
 fn chat_client_example_raw_mode_talks_to_framing_raw() {
-    let mut cmd = Command::new(binary("chat_server"));
-    cmd.args(["--addr", "127.0.0.1:0", "--framing", "raw"]);
-    let server = spawn_server(cmd, 1);
+    let server = chat_server(&["--framing", "raw"]);
     let raw = server.addr("chat-raw");
     let mut listener = connect(raw);
     let mut client = Command::new(binary("chat_client"))
@@ -509,9 +510,7 @@ fn chat_client_reports_a_refused_connection() {
 
 #[test]
 fn no_echo_sends_a_message_to_everyone_but_its_sender() {
-    let mut cmd = Command::new(binary("chat_server"));
-    cmd.args(["--addr", "127.0.0.1:0", "--no-echo"]);
-    let server = spawn_server(cmd, 1);
+    let server = chat_server(&["--no-echo"]);
     let addr = server.addr("chat");
     let mut a = Client::joined(addr, "ann");
     let mut b = Client::joined(addr, "ben");
@@ -527,9 +526,7 @@ fn no_echo_sends_a_message_to_everyone_but_its_sender() {
 /// said, and end of input leaves.
 #[test]
 fn chat_client_takes_its_nickname_and_lines_from_a_pipe() {
-    let mut cmd = Command::new(binary("chat_server"));
-    cmd.args(["--addr", "127.0.0.1:0"]);
-    let server = spawn_server(cmd, 1);
+    let server = chat_server(&[]);
     let addr = server.addr("chat");
     let mut bob = Client::joined(addr, "bob");
     let mut client = Command::new(binary("chat_client"))

@@ -73,21 +73,26 @@ pub fn start_netloop(service: &str, extra: &[&std::ffi::OsStr]) -> Server {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start netloop");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let prefix = format!("{service} listening on ");
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("netloop announces its services")
-            .expect("read");
-        if let Some(a) = line.strip_prefix(&prefix) {
-            break a.parse().expect("ip:port");
-        }
-    };
+    let addr = announced(&mut child, &format!("{service} listening on "));
     Server {
         name: "netloop",
         child,
         addr,
+    }
+}
+
+/// The address a child started with piped stdout announces on the first line that starts
+/// with `prefix` (`"http listening on "`): the readiness signal of our own servers.
+pub fn announced(child: &mut Child, prefix: &str) -> SocketAddr {
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the server announces its address")
+            .expect("read");
+        if let Some(a) = line.strip_prefix(prefix) {
+            return a.parse().expect("ip:port");
+        }
     }
 }
 

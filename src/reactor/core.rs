@@ -69,7 +69,7 @@ impl Core {
 
     /// The live entry `token` names, or `None` if it is gone (or its slot has a new occupant).
     pub(crate) fn get(&self, token: Token) -> Option<&Entry> {
-        self.entries.get(token.key()).filter(|e| e.token == token)
+        entry(&self.entries, token)
     }
 
     pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut Entry> {
@@ -217,6 +217,21 @@ impl Core {
     /// Brings one entry up to date after its handler (or the kernel) changed something:
     /// flush its output, apply closing and backpressure transitions, and fix its interest.
     /// This is the one place where a connection's state moves after `Open`.
+    /// Drops the timer heap's stale entries once they outnumber the live ones (see
+    /// [`Timers::compact`]). Every entry has at most a few armed slots (idle, linger, a
+    /// handler's): far more heap entries than that means most are stale.
+    pub(crate) fn compact_timers(&mut self) {
+        if !self.timers.wants_compaction(4 * self.entries.len()) {
+            return;
+        }
+        let before = self.timers.len();
+        let entries = &self.entries;
+        self.timers.compact(|token, seq| {
+            entry(entries, token).is_some_and(|e| Timers::stands_for(&e.timers, seq))
+        });
+        trace!("timers: compacted {before} -> {}", self.timers.len());
+    }
+
     pub(crate) fn settle(&mut self, token: Token) {
         if self.get(token).is_some_and(|e| e.aborted) {
             self.remove(token, CloseReason::Aborted);
@@ -417,6 +432,11 @@ impl Core {
 
 /// The live entry `token` names, borrowing only the slab (so the caller can use the
 /// other fields of `Core` at the same time).
+fn entry(entries: &Slab<Entry>, token: Token) -> Option<&Entry> {
+    entries.get(token.key()).filter(|e| e.token == token)
+}
+
+/// [`entry`], to change.
 pub(crate) fn entry_mut(entries: &mut Slab<Entry>, token: Token) -> Option<&mut Entry> {
     entries.get_mut(token.key()).filter(|e| e.token == token)
 }

@@ -57,7 +57,7 @@ use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use timer::{Kind, Timers};
+use timer::Kind;
 
 /// Per-listener settings.
 #[derive(Clone, Debug, Default)]
@@ -441,19 +441,7 @@ impl Reactor {
 
     fn fire_timers(&mut self) {
         let now = self.core.now;
-        // Every entry has at most a few armed slots (idle, linger, a handler's): far more
-        // heap entries than that means most are stale.
-        let core = &mut self.core;
-        if core.timers.wants_compaction(4 * core.entries.len()) {
-            let before = core.timers.len();
-            let entries = &core.entries;
-            core.timers.compact(|token, seq| {
-                entries
-                    .get(token.key())
-                    .is_some_and(|e| e.token == token && Timers::stands_for(&e.timers, seq))
-            });
-            trace!("timers: compacted {before} -> {}", core.timers.len());
-        }
+        self.core.compact_timers();
         while let Some(due) = self.core.timers.pop_due(now) {
             let core = &mut self.core;
             let Some(e) = entry_mut(&mut core.entries, due.token) else {

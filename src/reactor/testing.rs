@@ -115,6 +115,20 @@ impl TestBed {
         self.core.now
     }
 
+    /// Takes output until a take brings no more: everything the peer would read now,
+    /// including what `drained` refills as the queue empties (a streaming or fan-out
+    /// handler's next chunks).
+    pub fn read_all(&mut self, token: Token) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let got = self.take_output(token);
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
+
     /// Takes everything written to `token` so far (as if the peer read it). As in the
     /// reactor, a queue that this empties brings a `drained` call, so a handler that
     /// streams queues its next chunk.

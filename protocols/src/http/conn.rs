@@ -17,7 +17,7 @@
 
 use super::body::BodyDecoder;
 use super::error::{HttpError, UsageError};
-use super::head::{LineScan, Scan, complete_head_ok};
+use super::head::{LineScan, Scan};
 use super::limits::Limits;
 use super::request::{BodyFraming, Fields, RequestHead, Version, parse_head, parse_head_into};
 use super::response::{
@@ -199,13 +199,7 @@ impl ServerConn {
                     if scan.is_fresh() {
                         let mut head = self.spare.take().unwrap_or_else(new_head);
                         match parse_head_into(unread, &self.limits, &mut head) {
-                            Ok(Some((len, true)))
-                                if complete_head_ok(
-                                    &unread[..len],
-                                    head.method().len() + head.target().len() + 10,
-                                    &self.limits,
-                                ) =>
-                            {
+                            Ok(Some((len, true))) => {
                                 self.start += len;
                                 return Ok(Some(self.start_exchange(head)));
                             }

@@ -14,7 +14,7 @@
 //! A head that arrives whole (every pipelined request, nearly every keep-alive one) skips
 //! the scanner: `ServerConn` lets httparse parse it in place once, then checks what the
 //! scanner would have refused with a comparison per line ([`complete_head_ok`] and
-//! `parse_head_in`'s CRLF check). A head it is unsure of goes through the scanner after
+//! `parse_head_into`'s CRLF check). A head it is unsure of goes through the scanner after
 //! all, so both ways accept and refuse exactly the same heads (the protocol tests feed
 //! every input whole and in every split, and compare).
 
@@ -127,8 +127,8 @@ impl LineScan {
 }
 
 /// The fast path's check: would [`LineScan`] have accepted `head`, a complete head that
-/// httparse has just parsed whole, with every line ending in CRLF (which httparse's caller
-/// checked, see `parse_head_in`)? `line_len` is its request line's length.
+/// httparse has just parsed whole, with every line ending in CRLF (which
+/// `parse_head_into` checked)? `line_len` is its request line's length.
 ///
 /// When a read brings whole heads (every pipelined request, nearly every keep-alive one),
 /// httparse can parse in place first and the scanner need not run at all. What else the

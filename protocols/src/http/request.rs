@@ -14,6 +14,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 
 use super::error::HttpError;
+use super::head::complete_head_ok;
 use super::limits::{Limits, MAX_HEADERS_CAP};
 
 /// The protocol version of a request.
@@ -262,16 +263,15 @@ pub(crate) fn parse_head(
 
 /// Parses the head at the start of `unread` (which may hold more after it: pipelined
 /// requests, a body) in place, into `head` (its buffers reused; only the head's bytes are
-/// copied). Returns the head's length and whether every line of it ends in CRLF, or `None`
-/// if no complete head has arrived (`head` is then left empty). Limits on the partial head
-/// are *not* checked here: see [`super::head`], and `ServerConn`'s fast path, which checks
-/// them on the result.
+/// copied). Returns the head's length, and whether the line scanner ([`super::head`])
+/// would have accepted it as it is; or `None` if no complete head has arrived.
 ///
-/// Nor are bare LF line ends refused (httparse accepts them): instead it reports whether
-/// every line ended in CRLF, checked where httparse ended each line, which costs a
-/// comparison per line rather than a pass over the bytes. The check is strict where it
-/// could be lenient (a value httparse trimmed of trailing spaces does not end right before
-/// its CR, and counts as not CRLF): a head it doubts goes the slow way, which decides.
+/// httparse accepts bare LF line ends, which the scanner refuses; rather than a pass over
+/// the bytes, every line end httparse found is checked to be CRLF, a comparison per line.
+/// The check is strict where it could be lenient (a value httparse trimmed of trailing
+/// spaces does not end right before its CR, and counts as not CRLF), and the scanner's
+/// other rules are [`complete_head_ok`]'s: a head either doubts goes the slow way, which
+/// decides and names the error.
 ///
 /// Filling a head in place, rather than returning a new one, matters: a head is a dozen
 /// words, and the request it becomes travels through the connection in a `Box`.
@@ -303,8 +303,9 @@ pub(crate) fn parse_head_into(
 
     // The request line ends after "METHOD SP TARGET SP HTTP/1.x" (single spaces: httparse
     // accepts no others), and the head with the empty line.
+    let line_len = method.len() + target.len() + 10;
     let crlf_at = |at: usize| unread.get(at..at + 2) == Some(b"\r\n");
-    let mut crlf = crlf_at(method.len() + target.len() + 10) && crlf_at(len - 2);
+    let mut crlf = crlf_at(line_len) && crlf_at(len - 2);
     let mut framing = Framing::default();
     let mut hosts = 0;
     let (mut close, mut keep_alive, mut expect_continue) = (false, false, false);
@@ -365,7 +366,10 @@ pub(crate) fn parse_head_into(
     };
     // RFC 9110 §10.1.1: an HTTP/1.0 client cannot have meant it.
     head.expects_continue = expect_continue && version == Version::Http11 && has_body;
-    Ok(Some((len, crlf)))
+    Ok(Some((
+        len,
+        crlf && complete_head_ok(&unread[..len], line_len, limits),
+    )))
 }
 
 /// Parses a complete trailer section (field lines and the final CRLF).

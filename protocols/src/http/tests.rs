@@ -1070,74 +1070,25 @@ fn a_header_block_writes_the_same_bytes_as_the_header_list() {
     // be what the header list writes, whether it repeats the one before (the block's
     // remembered head) or differs from it in any part.
     let mut block = HeaderBlock::new(&headers).expect("valid");
-    for (request, status, reason, body) in [
-        (
-            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
-            200,
-            "OK",
-            BodyFraming::Length(2),
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            200,
-            "OK",
-            BodyFraming::Length(2),
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            200,
-            "OK",
-            BodyFraming::Length(3),
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            200,
-            "Fine",
-            BodyFraming::Length(3),
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            404,
-            "Not Found",
-            BodyFraming::Length(3),
-        ),
-        (
-            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-            404,
-            "Not Found",
-            BodyFraming::Length(3),
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            404,
-            "Not Found",
-            BodyFraming::Length(3),
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            200,
-            "OK",
-            BodyFraming::Chunked,
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            204,
-            "No Content",
-            BodyFraming::Empty,
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            200,
-            "OK",
-            BodyFraming::Empty,
-        ),
-        (
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            200,
-            "OK",
-            BodyFraming::Length(2),
-        ),
-    ] {
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    const GET_10: &[u8] = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    use BodyFraming::{Chunked, Empty, Length};
+    #[rustfmt::skip]
+    let run = [
+        (GET, 200, "OK", Length(2)),
+        (GET, 200, "OK", Length(2)),
+        (GET, 200, "OK", Length(3)),
+        (GET, 200, "Fine", Length(3)),
+        (GET, 404, "Not Found", Length(3)),
+        (GET_10, 404, "Not Found", Length(3)),
+        (GET_CLOSE, 404, "Not Found", Length(3)),
+        (GET, 200, "OK", Chunked),
+        (GET, 204, "No Content", Empty),
+        (GET, 200, "OK", Empty),
+        (GET, 200, "OK", Length(2)),
+    ];
+    for (request, status, reason, body) in run {
         let mut by_list = Vec::new();
         let mut by_block = Vec::new();
         for (conn_out, use_block) in [(&mut by_list, false), (&mut by_block, true)] {

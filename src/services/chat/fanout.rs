@@ -428,18 +428,6 @@ mod tests {
         bed.advance(Duration::from_millis(1));
     }
 
-    /// Everything the peer would read: output taken until a pull brings no more.
-    fn read_all(bed: &mut TestBed, t: Token) -> Vec<u8> {
-        let mut all = Vec::new();
-        loop {
-            let got = bed.take_output(t);
-            if got.is_empty() {
-                return all;
-            }
-            all.extend(got);
-        }
-    }
-
     /// Joins the room on open; every chunk it receives is published (to everyone, or to
     /// everyone else when `echo` is false); pulls on `drained`.
     struct Member {
@@ -496,8 +484,8 @@ mod tests {
         let (a, b) = (r.open(true), r.open(true));
         r.bed.data(a, b"hello\n");
         r.bed.data(b, b"hi\n");
-        assert_eq!(read_all(&mut r.bed, a), b"hello\nhi\n");
-        assert_eq!(read_all(&mut r.bed, b), b"hello\nhi\n");
+        assert_eq!(r.bed.read_all(a), b"hello\nhi\n");
+        assert_eq!(r.bed.read_all(b), b"hello\nhi\n");
         // Enough to pass the trimming threshold, over several ticks.
         let line = [b'x'; 1000];
         for _ in 0..200 {
@@ -535,8 +523,8 @@ mod tests {
         r.bed.data(a, b"from a\n");
         r.bed.data(b, b"from b\n");
         r.bed.data(a, b"again a\n");
-        assert_eq!(read_all(&mut r.bed, a), b"from b\n");
-        assert_eq!(read_all(&mut r.bed, b), b"from a\nagain a\n");
+        assert_eq!(r.bed.read_all(a), b"from b\n");
+        assert_eq!(r.bed.read_all(b), b"from a\nagain a\n");
     }
 
     #[test]
@@ -616,7 +604,7 @@ mod tests {
             b"",
             "far behind: not copied on the way out"
         );
-        assert_eq!(read_all(&mut r.bed, a).len(), 3 + 3 * CHUNK_MIN);
+        assert_eq!(r.bed.read_all(a).len(), 3 + 3 * CHUNK_MIN);
     }
 
     #[test]

@@ -108,20 +108,7 @@ impl Handler for RawChatServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reactor::Token;
     use crate::reactor::testing::TestBed;
-
-    /// Everything the peer would read now (pulls from the log continue on `drained`).
-    fn read_all(bed: &mut TestBed, t: Token) -> Vec<u8> {
-        let mut all = Vec::new();
-        loop {
-            let got = bed.take_output(t);
-            if got.is_empty() {
-                return all;
-            }
-            all.extend(got);
-        }
-    }
 
     #[test]
     fn every_read_goes_to_everyone_unchanged_and_byebye_leaves_silently() {
@@ -129,15 +116,15 @@ mod tests {
         let room = Rc::new(RefCell::new(Fanout::default()));
         let a = bed.open(Box::new(RawChatServer::new(room.clone())));
         let b = bed.open(Box::new(RawChatServer::new(room.clone())));
-        assert_eq!(read_all(&mut bed, a), b"", "no greeting");
+        assert_eq!(bed.read_all(a), b"", "no greeting");
         bed.data(a, "alice: привет".as_bytes());
         bed.data(b, b"bob: hi\xff");
         let both = ["alice: привет".as_bytes(), b"bob: hi\xff"].concat();
-        assert_eq!(read_all(&mut bed, a), both);
-        assert_eq!(read_all(&mut bed, b), both);
+        assert_eq!(bed.read_all(a), both);
+        assert_eq!(bed.read_all(b), both);
         bed.data(b, b"byebye");
         assert!(bed.is_closing(b));
-        assert_eq!(read_all(&mut bed, a), b"", "the lesson tells no one");
+        assert_eq!(bed.read_all(a), b"", "the lesson tells no one");
         assert_eq!(room.borrow().len(), 1);
         // From nc, byebye comes with a newline; that leaves too.
         let c = bed.open(Box::new(RawChatServer::new(room.clone())));
@@ -153,7 +140,7 @@ mod tests {
         let a = bed.open(Box::new(RawChatServer::new(room.clone())));
         let big = vec![b'z'; 2500];
         bed.data(a, &big);
-        assert_eq!(read_all(&mut bed, a), big, "every byte, in order");
+        assert_eq!(bed.read_all(a), big, "every byte, in order");
         assert_eq!(room.borrow().messages, 3, "1024 + 1024 + 452");
         bed.eof(a);
         assert!(room.borrow().is_empty());

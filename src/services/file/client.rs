@@ -32,7 +32,7 @@ pub enum Destination {
     /// Into this directory, under the name the transfer carries: a temporary name first,
     /// the final one only once the file is complete and checked.
     Dir(PathBuf),
-    /// To standard output as the bytes arrive (`-o -`); the check still runs, but a file
+    /// To standard output as the bytes arrive (`--stdout`); the check still runs, but a file
     /// that fails it has already gone out, so only the outcome says so.
     Stdout,
 }

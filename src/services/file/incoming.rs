@@ -16,7 +16,7 @@
 //! `rename(2)`, which replaces NAME atomically: a reader sees the old file or the new one.
 //!
 //! A download can also go to standard output ([`Incoming::stdout`], `file_client get NAME
-//! -o -`), as `curl -o -` does: there is no name to withhold, so the bytes leave as they
+//! --stdout`), as `curl -o -` does: there is no name to withhold, so the bytes leave as they
 //! arrive and a failed check can only be reported (and the exit status says so).
 
 use std::fs::{File, OpenOptions};
@@ -192,7 +192,8 @@ impl Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        if !self.stream && !self.temp.as_os_str().is_empty() {
+        // Standard output has no temporary name: nothing to remove.
+        if !self.temp.as_os_str().is_empty() {
             self.file = None;
             let _ = std::fs::remove_file(&self.temp);
         }

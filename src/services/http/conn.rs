@@ -294,7 +294,8 @@ impl HttpConn {
             // The same `&'static str` again, nearly always: compare addresses before bytes.
             let same = |t: &Option<&str>| match (*t, content_type) {
                 (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
-                (a, b) => a.is_none() && b.is_none(),
+                (None, None) => true,
+                _ => false,
             };
             let i = match blocks.by_type.iter().position(|(t, _)| same(t)) {
                 Some(i) => i,

@@ -25,12 +25,8 @@ impl DateCache {
         }
     }
 
-    /// Changes exactly when the value does: a key for anything built from the date.
-    pub fn stamp(&self) -> Instant {
-        self.refresh_at
-    }
-
-    /// [`DateCache::get`] and [`DateCache::stamp`] in one call (one check of the clock).
+    /// [`DateCache::get`], and a stamp that changes exactly when the value does: a key for
+    /// anything built from the date.
     pub fn get_stamped(&mut self, now: Instant) -> (&str, Instant) {
         self.get(now);
         (&self.value, self.refresh_at)
