@@ -297,7 +297,8 @@ impl Reactor {
                 }
             }
             let timeout = self.poll_timeout();
-            let started = Instant::now();
+            // Read for the trace only (every clock read is a vDSO call; the tick reads its own).
+            let started = log_enabled!(log::Level::Trace).then(Instant::now);
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
                 // A signal interrupted epoll_wait: just poll again.
@@ -312,7 +313,7 @@ impl Reactor {
                     self.core.stats.ticks,
                     timeout.map_or("none".to_string(), |t| format!("{t:?}")),
                     self.events.iter().count(),
-                    self.core.now - started
+                    started.map_or(Duration::ZERO, |at| self.core.now - at)
                 );
             }
             // Entries queued during this tick wait for the next one: that is what makes

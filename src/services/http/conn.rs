@@ -130,6 +130,39 @@ struct Blocks {
     by_type: Vec<(Option<&'static str>, HeaderBlock)>,
 }
 
+impl Blocks {
+    /// The block for `content_type` in the second `stamp` (`date` is its Date value),
+    /// rendered on first use in that second.
+    fn get(
+        &mut self,
+        stamp: std::time::Instant,
+        content_type: Option<&'static str>,
+        date: &str,
+    ) -> &mut HeaderBlock {
+        if self.stamp != Some(stamp) {
+            self.stamp = Some(stamp);
+            self.by_type.clear();
+        }
+        // The same `&'static str` again, nearly always: compare addresses before bytes.
+        let same = |t: &Option<&str>| match (*t, content_type) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        let i = match self.by_type.iter().position(|(t, _)| same(t)) {
+            Some(i) => i,
+            None => {
+                let mut lines = vec![("Date", date), ("Server", "netloop")];
+                lines.extend(content_type.map(|t| ("Content-Type", t)));
+                let block = HeaderBlock::new(&lines).unwrap_or_default();
+                self.by_type.push((content_type, block));
+                self.by_type.len() - 1
+            }
+        };
+        &mut self.by_type[i].1
+    }
+}
+
 /// A request being collected: its head, and its body so far.
 struct Pending {
     head: Box<RequestHead>,
@@ -276,44 +309,21 @@ impl HttpConn {
         let mut date = shared.date.borrow_mut();
         let date = date.get_or_insert_with(|| DateCache::new(now));
         let (date_value, stamp) = date.get_stamped(now);
+        // 204 and 304 have no body, whatever the route returned.
         let no_body = matches!(response.status, 204 | 304);
+        let content_type = (!no_body && !response.body.is_empty()).then_some(response.content_type);
+        let reason = reason_phrase(response.status);
         let framing = if no_body {
             BodyFraming::Empty
         } else {
             BodyFraming::Length(response.body.len())
         };
-        let content_type = (!no_body && !response.body.is_empty()).then_some(response.content_type);
-        let reason = reason_phrase(response.status);
         let written = if response.headers.is_empty() {
             // The common case: only the fixed lines, from this second's block.
             let mut blocks = shared.blocks.borrow_mut();
-            if blocks.stamp != Some(stamp) {
-                blocks.stamp = Some(stamp);
-                blocks.by_type.clear();
-            }
-            // The same `&'static str` again, nearly always: compare addresses before bytes.
-            let same = |t: &Option<&str>| match (*t, content_type) {
-                (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
-                (None, None) => true,
-                _ => false,
-            };
-            let i = match blocks.by_type.iter().position(|(t, _)| same(t)) {
-                Some(i) => i,
-                None => {
-                    let mut lines = vec![("Date", date_value), ("Server", "netloop")];
-                    lines.extend(content_type.map(|t| ("Content-Type", t)));
-                    let block = HeaderBlock::new(&lines).unwrap_or_default();
-                    blocks.by_type.push((content_type, block));
-                    blocks.by_type.len() - 1
-                }
-            };
-            a.proto.write_response_head_block(
-                response.status,
-                reason,
-                &mut blocks.by_type[i].1,
-                framing,
-                out,
-            )
+            let block = blocks.get(stamp, content_type, date_value);
+            a.proto
+                .write_response_head_block(response.status, reason, block, framing, out)
         } else {
             self.write_head_lines(
                 &mut a.proto,
@@ -330,10 +340,11 @@ impl HttpConn {
             return;
         }
         let body_done = match response.body {
+            _ if no_body => true,
             Body::Empty => true,
             Body::Static(b) => a.proto.write_body(b, out).is_ok(),
             Body::Bytes(b) => a.proto.write_body(&b, out).is_ok(),
-            Body::File(f) if head.is_head() || no_body => {
+            Body::File(f) if head.is_head() => {
                 drop(f); // HEAD: the length is announced, the bytes are not sent
                 true
             }
@@ -481,5 +492,40 @@ impl Handler for HttpConn {
     fn closed(&mut self, _cx: &mut Context<'_>, _reason: &CloseReason) {
         // A request in progress is dropped, not pooled: its state is of no use to another.
         self.active = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::testing::TestBed;
+    use crate::services::http::app;
+
+    #[test]
+    fn a_bodiless_status_drops_the_routes_body_and_the_next_request_is_answered() {
+        let routes =
+            Router::new()
+                .get("/", app::hello)
+                .get("/same", |_: &Request<'_>, _: &Env<'_>| {
+                    Response::text(304, "a 304 has no body; this must not be sent\n")
+                });
+        let mut bed = TestBed::new();
+        let conn = bed.open(Box::new(HttpConn::new(Shared::new(
+            routes,
+            HttpConfig::default(),
+        ))));
+        bed.data(
+            conn,
+            b"GET /same HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        );
+        let out = String::from_utf8(bed.take_output(conn)).expect("utf-8");
+        let (first, second) = out.split_at(out.find("HTTP/1.1 200").expect("the second answer"));
+        assert!(first.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{out}");
+        assert!(
+            first.ends_with("\r\n\r\n"),
+            "no body after the 304's head: {out}"
+        );
+        assert!(!first.contains("Content-Length"), "{out}");
+        assert!(second.ends_with("\r\n\r\nHello, world!"), "{out}");
     }
 }
