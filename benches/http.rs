@@ -35,7 +35,9 @@ struct Run {
     server_cpu: f64,
 }
 
-/// wrk's latency figures ("50%    1.23ms") in microseconds.
+/// wrk's latency figures ("50%    1.23ms") in microseconds; NaN where wrk has none. With a
+/// pipelining script wrk times one request per batch and prints 0 past the median: that is
+/// "not measured", not zero.
 fn percentile(out: &str, label: &str) -> f64 {
     out.lines()
         .find_map(|l| l.trim().strip_prefix(label))
@@ -51,7 +53,26 @@ fn percentile(out: &str, label: &str) -> f64 {
                 _ => n,
             })
         })
+        .filter(|us| *us > 0.0)
         .unwrap_or(f64::NAN)
+}
+
+/// A latency for the table: `-` where there is none.
+fn us(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A latency for the JSON: `null` where there is none.
+fn us_json(v: f64) -> String {
+    if v.is_nan() {
+        "null".into()
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 fn measure(server: &Server, conns: &str, mode: &str, duration: &str) -> Run {
@@ -180,22 +201,22 @@ fn main() {
             let b = |f: fn(&Run) -> f64| med(&theirs, f);
             let ratio = a(|r| r.per_cpu_s) / b(|r| r.per_cpu_s);
             println!(
-                "{mode:<10} {conns:>6} | {:>9.0} {:>5.0}% {:>8.0} {:>8.0} {:>10.0} | {:>9.0} {:>5.0}% {:>8.0} {:>8.0} {:>10.0} | {ratio:>6.2}x",
+                "{mode:<10} {conns:>6} | {:>9.0} {:>5.0}% {:>8} {:>8} {:>10.0} | {:>9.0} {:>5.0}% {:>8} {:>8} {:>10.0} | {ratio:>6.2}x",
                 a(|r| r.rps),
                 a(|r| r.server_cpu * 100.0),
-                a(|r| r.p50_us),
-                a(|r| r.p99_us),
+                us(a(|r| r.p50_us)),
+                us(a(|r| r.p99_us)),
                 a(|r| r.per_cpu_s),
                 b(|r| r.rps),
                 b(|r| r.server_cpu * 100.0),
-                b(|r| r.p50_us),
-                b(|r| r.p99_us),
+                us(b(|r| r.p50_us)),
+                us(b(|r| r.p99_us)),
                 b(|r| r.per_cpu_s),
             );
             rows.push(format!(
-                r#"{{"mode":"{mode}","conns":{conns},"netloop":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{:.0},"p99_us":{:.0},"req_per_cpu_s":{:.0}}},"hyper":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{:.0},"p99_us":{:.0},"req_per_cpu_s":{:.0}}},"ratio":{ratio:.3},"floor":{{"rps":{:.0},"server_cpu":{:.3},"req_per_cpu_s":{:.0},"vs_hyper":{floor_ratio:.3}}}}}"#,
-                a(|r| r.rps), a(|r| r.server_cpu), a(|r| r.p50_us), a(|r| r.p99_us), a(|r| r.per_cpu_s),
-                b(|r| r.rps), b(|r| r.server_cpu), b(|r| r.p50_us), b(|r| r.p99_us), b(|r| r.per_cpu_s),
+                r#"{{"mode":"{mode}","conns":{conns},"netloop":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{},"p99_us":{},"req_per_cpu_s":{:.0}}},"hyper":{{"rps":{:.0},"server_cpu":{:.3},"p50_us":{},"p99_us":{},"req_per_cpu_s":{:.0}}},"ratio":{ratio:.3},"floor":{{"rps":{:.0},"server_cpu":{:.3},"req_per_cpu_s":{:.0},"vs_hyper":{floor_ratio:.3}}}}}"#,
+                a(|r| r.rps), a(|r| r.server_cpu), us_json(a(|r| r.p50_us)), us_json(a(|r| r.p99_us)), a(|r| r.per_cpu_s),
+                b(|r| r.rps), b(|r| r.server_cpu), us_json(b(|r| r.p50_us)), us_json(b(|r| r.p99_us)), b(|r| r.per_cpu_s),
                 med(&bare, |r| r.rps), med(&bare, |r| r.server_cpu), med(&bare, |r| r.per_cpu_s),
             ));
         }
