@@ -1,7 +1,8 @@
 //! HTTP/1.1 hello world, netloop against hyper, side by side in one run, with the floor:
 //! `examples/http_floor.rs`, a bare mio loop that only reads, parses with httparse and writes
-//! a canned response (no limits, timers, Date, routing...). What netloop's features and its
-//! general reactor cost per request is the gap between its column and the floor's.
+//! a canned response, the same bytes as netloop's (no limits, timers, routing...). What
+//! netloop's features and its general reactor cost per request is the gap between its
+//! column and the floor's.
 //!
 //! Run: `cargo bench --bench http`
 //!
