@@ -350,15 +350,19 @@ impl ServerConn {
         body: BodyFraming,
         out: &mut Vec<u8>,
     ) -> Result<(), UsageError> {
-        let plan = self.plan_head(status, reason, body)?;
+        let plan = self.plan_head(status, body)?;
         let key = HeadKey {
             status,
             body,
             connection: plan.connection,
         };
         match headers.remembered(&key, reason) {
+            // The same reason phrase as a head already written: checked then.
             Some(head) => out.extend_from_slice(head),
             None => {
+                if !is_field_text(reason) {
+                    return Err(UsageError::InvalidHeader);
+                }
                 let start = out.len();
                 render_head(status, reason, body, &plan, out, |out| {
                     out.extend_from_slice(headers.as_bytes())
@@ -378,23 +382,22 @@ impl ServerConn {
         out: &mut Vec<u8>,
         write_headers: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), UsageError> {
-        let plan = self.plan_head(status, reason, body)?;
+        let plan = self.plan_head(status, body)?;
+        if !is_field_text(reason) {
+            return Err(UsageError::InvalidHeader);
+        }
         render_head(status, reason, body, &plan, out, write_headers);
         self.commit_head(plan);
         Ok(())
     }
 
     /// Checks that a head may be written now, and works out what it must say about the
-    /// connection and how the body will be sent.
+    /// connection and how the body will be sent. (The reason phrase is checked where it is
+    /// rendered: a remembered head's was checked when it was first written.)
     // Inlined: it returns a plan of several words that its callers take apart at once
     // (callgrind: 80 instructions less per pipelined request).
     #[inline(always)]
-    fn plan_head(
-        &self,
-        status: u16,
-        reason: &str,
-        body: BodyFraming,
-    ) -> Result<HeadPlan, UsageError> {
+    fn plan_head(&self, status: u16, body: BodyFraming) -> Result<HeadPlan, UsageError> {
         if self.closed {
             return Err(UsageError::Closed);
         }
@@ -410,9 +413,6 @@ impl ServerConn {
         let bodiless_status = status == 204 || status == 304;
         if bodiless_status && body != BodyFraming::Empty {
             return Err(UsageError::BodyNotAllowed);
-        }
-        if !is_field_text(reason) {
-            return Err(UsageError::InvalidHeader);
         }
 
         let http10 = ex.version == Version::Http10;

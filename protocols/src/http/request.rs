@@ -166,11 +166,17 @@ impl RequestHead {
     /// The path of the target, still percent-encoded (see [`super::url::decode_path`]):
     /// everything before `?`. For an absolute-form target (`http://host/p?q`) the part after
     /// the authority, `/` if empty; `*` and authority-form targets are returned whole.
+    #[inline]
     pub fn path(&self) -> &str {
         // Origin form (`/path?query`), what every request but a proxy's uses: found at parse.
         if self.path_end > 0 {
             return &self.fields.line[self.method_len..self.path_end];
         }
+        self.path_of_other_form()
+    }
+
+    /// [`Self::path`] of a target not in origin form: found per call (a proxy's request).
+    fn path_of_other_form(&self) -> &str {
         let target = self.target();
         let from = match target.find("://") {
             Some(scheme_end) if target.starts_with(|c: char| c.is_ascii_alphabetic()) => {

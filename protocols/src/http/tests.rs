@@ -1120,6 +1120,29 @@ fn a_header_block_writes_the_same_bytes_as_the_header_list() {
 }
 
 #[test]
+fn a_header_block_refuses_a_reason_phrase_that_would_break_the_line() {
+    // The phrase is checked where a head is rendered, not when a remembered one is copied:
+    // a phrase that breaks the line is refused before anything is written, whatever the
+    // block remembers.
+    let mut block = HeaderBlock::new(&[("Server", "netloop")]).expect("valid");
+    for reason in ["OK", "O\r\nInjected: 1", "OK"] {
+        let mut conn = ServerConn::default();
+        conn.handle_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let _ = conn.poll_event().expect("request");
+        let mut out = Vec::new();
+        let got =
+            conn.write_response_head_block(200, reason, &mut block, BodyFraming::Empty, &mut out);
+        if reason == "OK" {
+            assert_eq!(got, Ok(()));
+            assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        } else {
+            assert_eq!(got, Err(UsageError::InvalidHeader));
+            assert!(out.is_empty(), "nothing written: {out:?}");
+        }
+    }
+}
+
+#[test]
 fn decimals() {
     for n in [
         0u64,
