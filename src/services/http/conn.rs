@@ -304,19 +304,20 @@ impl HttpConn {
         response: Response,
     ) {
         let now = cx.now();
-        let shared = Rc::clone(&self.shared);
+        let shared = &self.shared;
         let Some(out) = cx.output() else { return };
         let mut date = shared.date.borrow_mut();
         let date = date.get_or_insert_with(|| DateCache::new(now));
         let (date_value, stamp) = date.get_stamped(now);
         // 204 and 304 have no body, whatever the route returned.
         let no_body = matches!(response.status, 204 | 304);
-        let content_type = (!no_body && !response.body.is_empty()).then_some(response.content_type);
+        let body_len = if no_body { 0 } else { response.body.len() };
+        let content_type = (body_len > 0).then_some(response.content_type);
         let reason = reason_phrase(response.status);
         let framing = if no_body {
             BodyFraming::Empty
         } else {
-            BodyFraming::Length(response.body.len())
+            BodyFraming::Length(body_len)
         };
         let written = if response.headers.is_empty() {
             // The common case: only the fixed lines, from this second's block.
@@ -393,7 +394,7 @@ impl HttpConn {
     }
 
     /// Appends the next chunk of the file body; finishes the response at its end.
-    fn stream_file(&mut self, cx: &mut Context<'_>, a: &mut Active) {
+    fn stream_file(&self, cx: &mut Context<'_>, a: &mut Active) {
         let Some(file) = &mut a.file else { return };
         let Some(out) = cx.output() else {
             a.file = None;
