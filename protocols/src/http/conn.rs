@@ -10,16 +10,21 @@
 //! ```text
 //! reading (client's half)                       writing (our half)
 //! Idle --head--> SendBody --body end--> Done    Idle --head--> SendBody --finish--> Done
+//!   |                                   ^ |                                           |
+//!   +--head, no body--> EndDue ---------+ |                                           |
 //!   ^                                     |                                           |
 //!   +---- both Done, keep-alive ----------+-------------------------------------------+
 //! both Done and must close, or any HttpError: Closed (reading stops; nothing more is sent)
 //! ```
+//!
+//! Events are three words (a head and trailers travel boxed): one or two pass per request,
+//! and their size was a measurable part of a pipelined request's cost.
 
 use super::body::BodyDecoder;
 use super::error::{HttpError, UsageError};
 use super::head::{LineScan, Scan};
 use super::limits::Limits;
-use super::request::{BodyFraming, Fields, RequestHead, Version, parse_head, parse_head_into};
+use super::request::{BodyFraming, RequestHead, Trailers, Version, parse_head, parse_head_into};
 use super::response::{
     HeadKey, HeaderBlock, check_header, error_response, is_field_text, write_chunk, write_decimal,
     write_header, write_last_chunk, write_status_line,
@@ -35,8 +40,9 @@ pub enum Event {
     Request(Box<RequestHead>),
     /// The next piece of the request body, de-chunked: every body byte that was buffered.
     Body(Vec<u8>),
-    /// The request body is complete; the trailer fields of a chunked body, else empty.
-    RequestEnd(Fields),
+    /// The request body is complete (at once, for a request without one); the trailer
+    /// fields of a chunked body, else empty.
+    RequestEnd(Trailers),
 }
 
 /// The client's half of the exchange.
@@ -46,6 +52,9 @@ enum Reading {
     Idle(LineScan),
     /// The head was yielded; its body is being read.
     SendBody(BodyDecoder),
+    /// The head was yielded and said there is no body: `RequestEnd` is next, with no byte
+    /// to wait for (most requests: a decoder for nothing would only be built and dropped).
+    EndDue,
     /// `RequestEnd` was yielded; waiting for our response to finish.
     Done,
     /// Nothing more is read: the connection is closing.
@@ -191,6 +200,11 @@ impl ServerConn {
         loop {
             match &mut self.reading {
                 Reading::Done | Reading::Closed => return Ok(None),
+                Reading::EndDue => {
+                    self.reading = Reading::Done;
+                    self.end_exchange_if_done();
+                    return Ok(Some(Event::RequestEnd(Trailers::default())));
+                }
                 Reading::Idle(scan) => {
                     let unread = &self.buf[self.start..];
                     // Fast path: a head that arrived whole is parsed in place, once.
@@ -251,7 +265,7 @@ impl ServerConn {
                         let trailers = decoder.take_trailers();
                         self.reading = Reading::Done;
                         self.end_exchange_if_done();
-                        return Ok(Some(Event::RequestEnd(trailers)));
+                        return Ok(Some(Event::RequestEnd(Trailers::from(trailers))));
                     }
                     if self.peer_eof {
                         return Err(self.fail(HttpError::Incomplete));
@@ -283,7 +297,10 @@ impl ServerConn {
             body_started: false,
             close: !head.keep_alive(),
         });
-        self.reading = Reading::SendBody(BodyDecoder::new(head.body()));
+        self.reading = match head.body() {
+            BodyFraming::Empty | BodyFraming::Length(0) => Reading::EndDue,
+            framing => Reading::SendBody(BodyDecoder::new(framing)),
+        };
         self.writing = Writing::Idle;
         Event::Request(head)
     }

@@ -17,7 +17,8 @@
 //!
 //! [`ServerConn`] tracks two halves of each exchange (one request and its response), named
 //! after h11's. The client's half: `Idle` (waiting for a head) → `SendBody` (head yielded,
-//! body being read) → `Done` (`RequestEnd` yielded). Ours: `Idle` → `SendBody` (head
+//! body being read; `EndDue` instead when the head says there is no body) → `Done`
+//! (`RequestEnd` yielded). Ours: `Idle` → `SendBody` (head
 //! written) → `Done` (finished). When both are `Done` the connection starts the next exchange,
 //! or goes to `Closed` if this one was the last (`Connection: close` either way, HTTP/1.0
 //! without keep-alive, EOF) or if the peer broke the protocol ([`HttpError`]). `conn.rs`
@@ -70,7 +71,7 @@ pub use client::{MAX_RESPONSE_HEAD, ResponseDone, ResponseError, ResponseFramer}
 pub use conn::{Event, ServerConn};
 pub use error::{HttpError, UsageError};
 pub use limits::{Limits, MAX_HEADERS_CAP, MAX_METHOD_BYTES};
-pub use request::{BodyFraming, Fields, RequestHead, Version};
+pub use request::{BodyFraming, Fields, RequestHead, Trailers, Version};
 pub use response::{HeaderBlock, error_response, http_date, reason_phrase};
 
 #[cfg(test)]

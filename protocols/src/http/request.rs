@@ -123,6 +123,34 @@ impl Fields {
     }
 }
 
+/// The trailer fields that ended a request (RFC 9112 §7.1.2): empty for every body but a
+/// chunked one that sent some. Read them as [`Fields`] (`trailers.get("name")`,
+/// `trailers.iter()`). Boxed, and absent when empty: the event that carries them comes once
+/// per request, and an empty set then costs no allocation and keeps that event three words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trailers(Option<Box<Fields>>);
+
+/// What empty trailers read as.
+static NO_FIELDS: Fields = Fields {
+    bytes: Vec::new(),
+    index: Vec::new(),
+    line: String::new(),
+};
+
+impl From<Fields> for Trailers {
+    fn from(fields: Fields) -> Trailers {
+        Trailers((!fields.is_empty()).then(|| Box::new(fields)))
+    }
+}
+
+impl std::ops::Deref for Trailers {
+    type Target = Fields;
+
+    fn deref(&self) -> &Fields {
+        self.0.as_deref().unwrap_or(&NO_FIELDS)
+    }
+}
+
 impl fmt::Debug for Fields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
@@ -615,6 +643,22 @@ mod tests {
             v("GET / HTTQ/1.1"),
             Some(HttpError::Malformed("invalid HTTP version"))
         );
+    }
+
+    #[test]
+    fn trailers_read_as_fields_and_empty_ones_hold_nothing() {
+        let limits = Limits::default();
+        let some = Trailers::from(parse_trailers(b"X-Sum: 1\r\n\r\n", &limits).expect("ok"));
+        assert_eq!(some.get("x-sum"), Some(&b"1"[..]));
+        assert_eq!(some.len(), 1);
+        let none = Trailers::from(parse_trailers(b"\r\n", &limits).expect("ok"));
+        assert!(none.is_empty() && none.get("x-sum").is_none());
+        assert_eq!(
+            none,
+            Trailers::default(),
+            "empty is empty, however it was made"
+        );
+        assert!(none.0.is_none(), "no allocation for no trailers");
     }
 
     #[test]
