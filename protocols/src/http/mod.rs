@@ -18,11 +18,11 @@
 //! [`ServerConn`] tracks two halves of each exchange (one request and its response), named
 //! after h11's. The client's half: `Idle` (waiting for a head) → `SendBody` (head yielded,
 //! body being read; `EndDue` instead when the head says there is no body) → `Done`
-//! (`RequestEnd` yielded). Ours: `Idle` → `SendBody` (head
-//! written) → `Done` (finished). When both are `Done` the connection starts the next exchange,
-//! or goes to `Closed` if this one was the last (`Connection: close` either way, HTTP/1.0
-//! without keep-alive, EOF) or if the peer broke the protocol ([`HttpError`]). `conn.rs`
-//! draws the diagram and makes the transitions.
+//! (`RequestEnd` yielded). Ours: `Idle` → `SendBody` (head written) → `Done` (finished).
+//! When both are `Done` the connection starts the next exchange, or goes to `Closed` if
+//! this one was the last (`Connection: close` either way, HTTP/1.0 without keep-alive, EOF)
+//! or if the peer broke the protocol ([`HttpError`]). `conn.rs` draws the diagram and makes
+//! the transitions.
 //!
 //! # Layout, in the order bytes flow
 //!
