@@ -149,8 +149,11 @@ fn serve_time(mut stream: TcpStream) -> io::Result<()> {
     stream.write_all(now.as_bytes())
 }
 
-/// Accepts forever, one thread per connection.
-fn accept_loop(listener: TcpListener, serve: fn(TcpStream) -> io::Result<()>) {
+/// Accepts forever, one thread per connection, running what `client` makes of it.
+fn accept_loop<F>(listener: TcpListener, mut client: impl FnMut(TcpStream) -> F)
+where
+    F: FnOnce() + Send + 'static,
+{
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -161,10 +164,9 @@ fn accept_loop(listener: TcpListener, serve: fn(TcpStream) -> io::Result<()>) {
                 continue;
             }
         };
-        let spawned = thread::Builder::new().stack_size(STACK).spawn(move || {
-            // A client that resets or sends garbage ends only its own thread.
-            let _ = serve(stream);
-        });
+        let spawned = thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(client(stream));
         if let Err(e) = spawned {
             eprintln!("threaded_server: spawn: {e}");
         }
@@ -395,23 +397,13 @@ fn chat_line(
 fn chat_accept_loop(listener: TcpListener, room: ChatRoom) {
     let room = Arc::new(room);
     let mut next_id = 0u64;
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("threaded_server: accept: {e}");
-                continue;
-            }
-        };
+    accept_loop(listener, move |stream| {
         let (room, id) = (room.clone(), next_id);
         next_id += 1;
-        let spawned = thread::Builder::new().stack_size(STACK).spawn(move || {
+        move || {
             let _ = serve_chat(&room, id, stream);
-        });
-        if let Err(e) = spawned {
-            eprintln!("threaded_server: spawn: {e}");
         }
-    }
+    });
 }
 
 fn parse_flag(args: &[String], flag: &str, default: &str) -> Result<SocketAddr, String> {
@@ -476,8 +468,19 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stdout
         .write_all(announce.as_bytes())
         .and_then(|()| stdout.flush());
-    let t = thread::spawn(move || accept_loop(time, serve_time));
-    accept_loop(http, serve_http);
+    // A client that resets or sends garbage ends only its own thread.
+    let t = thread::spawn(move || {
+        accept_loop(time, |stream| {
+            move || {
+                let _ = serve_time(stream);
+            }
+        })
+    });
+    accept_loop(http, |stream| {
+        move || {
+            let _ = serve_http(stream);
+        }
+    });
     let _ = t.join();
     Ok(())
 }

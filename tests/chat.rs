@@ -8,13 +8,11 @@ mod util;
 use netloop::reactor::Config;
 use netloop::services::chat::{ChatServer, Fanout, RawChatServer, Room};
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use util::*;
-
-const GREETING: &str = "*** Welcome to netloop chat. Type your nickname and press Enter.";
 
 /// Both chats on free ports, with `max_unread` as the slow-reader cap. Returns
 /// `(chat, chat-raw)` addresses.
@@ -36,7 +34,6 @@ fn chat_servers(max_unread: usize) -> Running<(SocketAddr, SocketAddr)> {
     })
 }
 
-/// A line-mode participant: a socket and a line reader on it.
 /// The `chat_server` example on a free port, with `extra` flags.
 fn chat_server(extra: &[&str]) -> ServerProcess {
     let mut cmd = Command::new(binary("chat_server"));
@@ -44,64 +41,12 @@ fn chat_server(extra: &[&str]) -> ServerProcess {
     spawn_server(cmd, 1)
 }
 
-struct Client {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Client {
-    #[track_caller]
-    fn new(addr: SocketAddr) -> Client {
-        let w = connect(addr);
-        let r = BufReader::new(w.try_clone().expect("clone"));
-        let mut c = Client { w, r };
-        c.expect(GREETING);
-        c
-    }
-
-    #[track_caller]
-    fn joined(addr: SocketAddr, nick: &str) -> Client {
-        let mut c = Client::new(addr);
-        c.say(nick);
-        c.expect(&format!("*** {nick} joined"));
-        c
-    }
-
-    #[track_caller]
-    fn say(&mut self, line: &str) {
-        self.w
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write");
-    }
-
-    #[track_caller]
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("read a line");
-        line
-    }
-
-    /// The next line is exactly `want` (plus LF).
-    #[track_caller]
-    fn expect(&mut self, want: &str) {
-        assert_eq!(self.line(), format!("{want}\n"));
-    }
-
-    /// The server closes: EOF with nothing before it.
-    #[track_caller]
-    fn expect_eof(&mut self) {
-        let mut rest = Vec::new();
-        self.r.read_to_end(&mut rest).expect("read to EOF");
-        assert_eq!(String::from_utf8_lossy(&rest), "");
-    }
-}
-
 #[test]
 fn two_clients_chat_and_every_line_on_the_wire_is_as_documented() {
     let server = chat_servers(netloop::services::chat::MAX_UNREAD);
     let addr = server.info.0;
-    let mut alice = Client::joined(addr, "alice");
-    let mut bob = Client::new(addr);
+    let mut alice = ChatClient::joined(addr, "alice");
+    let mut bob = ChatClient::new(addr);
     bob.say("ALICE");
     bob.expect("!!! the nickname ALICE is taken");
     bob.say("bob");
@@ -138,13 +83,13 @@ fn a_client_that_never_reads_is_cut_off_while_50_others_receive_everything() {
     let cap = 256 * 1024;
     let server = chat_servers(cap);
     let addr = server.info.0;
-    let mut sender = Client::joined(addr, "sender");
-    let mut deaf = Client::joined(addr, "deaf");
+    let mut sender = ChatClient::joined(addr, "sender");
+    let mut deaf = ChatClient::joined(addr, "deaf");
     sender.expect("*** deaf joined");
     let mut readers = Vec::new();
     for i in 0..50 {
         let nick = format!("r{i}");
-        let c = Client::joined(addr, &nick);
+        let c = ChatClient::joined(addr, &nick);
         readers.push(c);
         sender.expect(&format!("*** {nick} joined"));
     }
@@ -233,10 +178,10 @@ fn a_client_that_never_reads_is_cut_off_while_50_others_receive_everything() {
 fn three_clients_see_every_message_in_the_same_order_with_notices() {
     let server = chat_servers(netloop::services::chat::MAX_UNREAD);
     let addr = server.info.0;
-    let mut a = Client::joined(addr, "ann");
-    let mut b = Client::joined(addr, "ben");
+    let mut a = ChatClient::joined(addr, "ann");
+    let mut b = ChatClient::joined(addr, "ben");
     a.expect("*** ben joined");
-    let mut c = Client::joined(addr, "cat");
+    let mut c = ChatClient::joined(addr, "cat");
     for x in [&mut a, &mut b] {
         x.expect("*** cat joined");
     }
@@ -302,8 +247,8 @@ fn three_clients_see_every_message_in_the_same_order_with_notices() {
 fn invalid_utf8_is_replaced_and_a_1_mib_line_is_refused_without_harm() {
     let server = chat_servers(netloop::services::chat::MAX_UNREAD);
     let addr = server.info.0;
-    let mut a = Client::joined(addr, "ann");
-    let mut b = Client::joined(addr, "ben");
+    let mut a = ChatClient::joined(addr, "ann");
+    let mut b = ChatClient::joined(addr, "ben");
     a.expect("*** ben joined");
     b.w.write_all(b"caf\xc3 \xff\xfe ok\n").expect("write");
     for x in [&mut a, &mut b] {
@@ -329,8 +274,8 @@ fn invalid_utf8_is_replaced_and_a_1_mib_line_is_refused_without_harm() {
 fn shutdown_says_so_and_closes_everyone() {
     let server = chat_servers(netloop::services::chat::MAX_UNREAD);
     let addr = server.info.0;
-    let mut alice = Client::joined(addr, "alice");
-    let mut nobody = Client::new(addr);
+    let mut alice = ChatClient::joined(addr, "alice");
+    let mut nobody = ChatClient::new(addr);
     server.stop();
     alice.expect("*** the server is shutting down");
     alice.expect_eof();
@@ -443,7 +388,7 @@ if __name__ == '__main__':
 fn chat_client_example_joins_speaks_and_quits_at_end_of_piped_input() {
     let server = chat_server(&[]);
     let addr = server.addr("chat");
-    let mut bob = Client::joined(addr, "bob");
+    let mut bob = ChatClient::joined(addr, "bob");
     let mut client = Command::new(binary("chat_client"))
         .args(["--addr", &addr.to_string(), "--nick", "alice"])
         .stdin(Stdio::piped())
@@ -463,7 +408,7 @@ fn chat_client_example_joins_speaks_and_quits_at_end_of_piped_input() {
     assert_success(&out);
     assert_eq!(
         String::from_utf8(out.stdout).expect("utf-8"),
-        format!("{GREETING}\n*** alice joined\n<alice> hello from a pipe\n<bob> hi alice\n")
+        format!("{CHAT_GREETING}\n*** alice joined\n<alice> hello from a pipe\n<bob> hi alice\n")
     );
 }
 
@@ -512,8 +457,8 @@ fn chat_client_reports_a_refused_connection() {
 fn no_echo_sends_a_message_to_everyone_but_its_sender() {
     let server = chat_server(&["--no-echo"]);
     let addr = server.addr("chat");
-    let mut a = Client::joined(addr, "ann");
-    let mut b = Client::joined(addr, "ben");
+    let mut a = ChatClient::joined(addr, "ann");
+    let mut b = ChatClient::joined(addr, "ben");
     a.expect("*** ben joined");
     a.say("hello");
     b.expect("<ann> hello");
@@ -528,7 +473,7 @@ fn no_echo_sends_a_message_to_everyone_but_its_sender() {
 fn chat_client_takes_its_nickname_and_lines_from_a_pipe() {
     let server = chat_server(&[]);
     let addr = server.addr("chat");
-    let mut bob = Client::joined(addr, "bob");
+    let mut bob = ChatClient::joined(addr, "bob");
     let mut client = Command::new(binary("chat_client"))
         .args(["--addr", &addr.to_string()])
         .stdin(Stdio::piped())

@@ -313,51 +313,16 @@ fn threaded_chat(extra: &[&str]) -> ServerProcess {
     spawn_server(cmd, 3)
 }
 
-/// A chat client of the test: the socket and a line reader on it.
-struct ChatPeer {
-    stream: std::net::TcpStream,
-    lines: std::io::BufReader<std::net::TcpStream>,
-}
-
-impl ChatPeer {
-    /// Connects, reads the greeting, joins as `nick` and reads its own `joined` notice.
-    #[track_caller]
-    fn join(addr: SocketAddr, nick: &str) -> ChatPeer {
-        let stream = connect(addr);
-        let lines = std::io::BufReader::new(stream.try_clone().expect("clone"));
-        let mut peer = ChatPeer { stream, lines };
-        assert!(peer.line().starts_with("*** Welcome to netloop chat."));
-        peer.send(nick);
-        assert_eq!(peer.line(), format!("*** {nick} joined"));
-        peer
-    }
-
-    #[track_caller]
-    fn send(&mut self, line: &str) {
-        std::io::Write::write_all(&mut self.stream, format!("{line}\n").as_bytes()).expect("send");
-    }
-
-    /// The next line, without its LF.
-    #[track_caller]
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut self.lines, &mut line).expect("read a line");
-        assert!(n > 0, "the server closed");
-        assert_eq!(line.pop(), Some('\n'), "{line:?}");
-        line
-    }
-}
-
 #[test]
 fn threaded_chat_delivers_every_line_to_everyone_in_order() {
     let server = threaded_chat(&[]);
     let addr = server.addr("chat");
-    let mut alice = ChatPeer::join(addr, "alice");
-    let mut bob = ChatPeer::join(addr, "bob");
-    assert_eq!(alice.line(), "*** bob joined");
-    alice.send("hello, bob");
-    alice.send("second line");
-    bob.send("/me waves");
+    let mut alice = ChatClient::joined(addr, "alice");
+    let mut bob = ChatClient::joined(addr, "bob");
+    alice.expect("*** bob joined");
+    alice.say("hello, bob");
+    alice.say("second line");
+    bob.say("/me waves");
     // Bob's action races alice's lines to the server, so it may land anywhere among them;
     // but alice's two arrive in the order she sent them, and both clients see the same
     // order, since the room writes each line to everyone under its lock.
@@ -369,36 +334,36 @@ fn threaded_chat_delivers_every_line_to_everyone_in_order() {
     let mut alices = seen[0].iter().filter(|l| l.starts_with("<alice>"));
     assert_eq!(
         alices.next().map(String::as_str),
-        Some("<alice> hello, bob")
+        Some("<alice> hello, bob\n")
     );
     assert_eq!(
         alices.next().map(String::as_str),
-        Some("<alice> second line")
+        Some("<alice> second line\n")
     );
-    assert!(seen[0].iter().any(|l| l == "* bob waves"), "{seen:?}");
+    assert!(seen[0].iter().any(|l| l == "* bob waves\n"), "{seen:?}");
     // The protocol's refusals and replies, as netloop's chat gives them.
-    bob.send("/nick ALICE");
-    assert_eq!(bob.line(), "!!! the nickname ALICE is taken");
-    bob.send("/who");
-    assert_eq!(bob.line(), "*** here: alice, bob");
-    bob.send("byebye");
-    assert_eq!(alice.line(), "*** bob left");
+    bob.say("/nick ALICE");
+    bob.expect("!!! the nickname ALICE is taken");
+    bob.say("/who");
+    bob.expect("*** here: alice, bob");
+    bob.say("byebye");
+    alice.expect("*** bob left");
 }
 
 #[test]
 fn threaded_chat_without_echo_skips_the_sender() {
     let server = threaded_chat(&["--no-echo"]);
     let addr = server.addr("chat");
-    let mut alice = ChatPeer::join(addr, "alice");
-    let mut bob = ChatPeer::join(addr, "bob");
-    assert_eq!(alice.line(), "*** bob joined");
-    alice.send("one");
-    bob.send("two");
-    assert_eq!(bob.line(), "<alice> one");
-    assert_eq!(alice.line(), "<bob> two");
+    let mut alice = ChatClient::joined(addr, "alice");
+    let mut bob = ChatClient::joined(addr, "bob");
+    alice.expect("*** bob joined");
+    alice.say("one");
+    bob.say("two");
+    bob.expect("<alice> one");
+    alice.expect("<bob> two");
     // Had alice's own line come back, it would be here, before bob's answer to /who.
-    alice.send("/who");
-    assert_eq!(alice.line(), "*** here: alice, bob");
+    alice.say("/who");
+    alice.expect("*** here: alice, bob");
 }
 
 #[test]
@@ -406,18 +371,18 @@ fn threaded_chat_drops_a_client_that_does_not_read() {
     // 50 ms: the room's stall on the sleeper's full buffers is short in a test.
     let server = threaded_chat(&["--chat-write-timeout", "50"]);
     let addr = server.addr("chat");
-    let _sleeper = ChatPeer::join(addr, "sleeper");
-    let mut talker = ChatPeer::join(addr, "talker");
+    let _sleeper = ChatClient::joined(addr, "sleeper");
+    let mut talker = ChatClient::joined(addr, "talker");
     // Lines of 4000 bytes until the sleeper's socket buffers are full and a write to it
     // times out; the talker reads its own echoes as it goes, so only the sleeper falls
     // behind. Bounded: 64 MiB is far past any loopback buffering.
     let text = "x".repeat(4000);
-    let echo = format!("<talker> {text}");
+    let echo = format!("<talker> {text}\n");
     for sent in 0.. {
         assert!(sent < 16_000, "the sleeper was never dropped");
-        talker.send(&text);
+        talker.say(&text);
         let line = talker.line();
-        if line == "*** sleeper was disconnected: too slow" {
+        if line == "*** sleeper was disconnected: too slow\n" {
             // The notice came after the echo of the line that found it too slow; the
             // line just sent still comes back.
             assert_eq!(talker.line(), echo);
@@ -426,8 +391,8 @@ fn threaded_chat_drops_a_client_that_does_not_read() {
         assert_eq!(line, echo);
     }
     // The room goes on without it.
-    talker.send("/who");
-    assert_eq!(talker.line(), "*** here: talker");
+    talker.say("/who");
+    talker.expect("*** here: talker");
 }
 
 #[test]

@@ -106,7 +106,13 @@ impl Run {
     fn launch(&mut self, shared: &Shared, cx: &mut Context<'_>, due: Instant) {
         let driver = (self.factory)();
         let conn = Conn::with_driver(shared.clone(), driver, due, None);
-        match cx.connect(SERVICE, self.target, Box::new(conn)) {
+        let opened = cx.connect(SERVICE, self.target, Box::new(conn));
+        self.count_connect(opened);
+    }
+
+    /// Counts a connection being opened, or failing to.
+    fn count_connect(&mut self, opened: std::io::Result<Token>) {
+        match opened {
             Ok(_) => {
                 self.live += 1;
                 self.connections += 1;
@@ -419,17 +425,9 @@ impl Handler for Conn {
             drop(run);
             let mut conn = Conn::new(self.run.clone(), now, self.next_due);
             conn.backlog = std::mem::take(&mut self.backlog);
+            let opened = cx.connect(SERVICE, target, Box::new(conn));
             run = self.run.borrow_mut();
-            match cx.connect(SERVICE, target, Box::new(conn)) {
-                Ok(_) => {
-                    run.live += 1;
-                    run.connections += 1;
-                }
-                Err(e) => {
-                    log::debug!("{SERVICE}: connect to {target}: {e}");
-                    run.errors.connect += 1;
-                }
-            }
+            run.count_connect(opened);
         } else {
             run.unsent += self.backlog.len() as u64;
         }
@@ -578,17 +576,8 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
         let interval = run.borrow().interval;
         let first_due = interval.map(|iv| start + iv.mul_f64(i as f64 / plan.connections as f64));
         let conn = Conn::new(run.clone(), start, first_due);
-        let mut r = run.borrow_mut();
-        match reactor.connect(SERVICE, plan.target, Box::new(conn)) {
-            Ok(_) => {
-                r.live += 1;
-                r.connections += 1;
-            }
-            Err(e) => {
-                log::debug!("{SERVICE}: connect to {}: {e}", plan.target);
-                r.errors.connect += 1;
-            }
-        }
+        let opened = reactor.connect(SERVICE, plan.target, Box::new(conn));
+        run.borrow_mut().count_connect(opened);
     }
     if run.borrow().live == 0 && initial > 0 {
         // Nothing to wait for: close the clock now rather than at the hard stop.

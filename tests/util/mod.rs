@@ -247,3 +247,60 @@ pub mod libc_signal {
         assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
     }
 }
+
+/// What netloop's chat (and the threaded baseline's) says first.
+pub const CHAT_GREETING: &str = "*** Welcome to netloop chat. Type your nickname and press Enter.";
+
+/// A line-mode chat participant: a socket and a line reader on it.
+pub struct ChatClient {
+    pub w: TcpStream,
+    pub r: BufReader<TcpStream>,
+}
+
+impl ChatClient {
+    /// Connects and reads the greeting.
+    #[track_caller]
+    pub fn new(addr: SocketAddr) -> ChatClient {
+        let w = connect(addr);
+        let r = BufReader::new(w.try_clone().expect("clone"));
+        let mut c = ChatClient { w, r };
+        c.expect(CHAT_GREETING);
+        c
+    }
+
+    /// Connects, joins as `nick` and reads its own `joined` notice.
+    #[track_caller]
+    pub fn joined(addr: SocketAddr, nick: &str) -> ChatClient {
+        let mut c = ChatClient::new(addr);
+        c.say(nick);
+        c.expect(&format!("*** {nick} joined"));
+        c
+    }
+
+    #[track_caller]
+    pub fn say(&mut self, line: &str) {
+        std::io::Write::write_all(&mut self.w, format!("{line}\n").as_bytes()).expect("write");
+    }
+
+    /// The next line with its LF; empty once the server has closed.
+    #[track_caller]
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("read a line");
+        line
+    }
+
+    /// The next line is exactly `want` (plus LF).
+    #[track_caller]
+    pub fn expect(&mut self, want: &str) {
+        assert_eq!(self.line(), format!("{want}\n"));
+    }
+
+    /// The server closes: EOF with nothing before it.
+    #[track_caller]
+    pub fn expect_eof(&mut self) {
+        let mut rest = Vec::new();
+        self.r.read_to_end(&mut rest).expect("read to EOF");
+        assert_eq!(String::from_utf8_lossy(&rest), "");
+    }
+}
