@@ -207,6 +207,15 @@ impl ServerConn {
                 }
                 Reading::Idle(scan) => {
                     let unread = &self.buf[self.start..];
+                    if unread.is_empty() {
+                        // Every request read so far has been taken (the poll after the last
+                        // one of each read ends here): nothing for a parser to look at.
+                        // A clean end if the client has closed.
+                        if self.peer_eof {
+                            self.close();
+                        }
+                        return Ok(None);
+                    }
                     // Fast path: a head that arrived whole is parsed in place, once.
                     // Tried once per head, so a head dribbling in byte by byte is not
                     // parsed again on every read: after a miss the scanner takes over.
@@ -227,10 +236,6 @@ impl ServerConn {
                             *scan = LineScan::request();
                         }
                         Ok(Scan::Partial) if !self.peer_eof => return Ok(None),
-                        Ok(Scan::Partial) if unread.is_empty() => {
-                            self.close();
-                            return Ok(None);
-                        }
                         Ok(Scan::Partial) => return Err(self.fail(HttpError::Incomplete)),
                         Ok(Scan::Complete(len)) => return self.on_head(len).map(Some),
                     }
