@@ -83,9 +83,7 @@ fn a_client_that_never_reads_is_cut_off_while_50_others_receive_everything() {
     let cap = 256 * 1024;
     let server = chat_servers(cap);
     let addr = server.info.0;
-    let mut sender = ChatClient::joined(addr, "sender");
-    let mut deaf = ChatClient::joined(addr, "deaf");
-    sender.expect("*** deaf joined");
+    let (mut sender, mut deaf) = ChatClient::pair(addr, "sender", "deaf");
     let mut readers = Vec::new();
     for i in 0..50 {
         let nick = format!("r{i}");
@@ -178,9 +176,7 @@ fn a_client_that_never_reads_is_cut_off_while_50_others_receive_everything() {
 fn three_clients_see_every_message_in_the_same_order_with_notices() {
     let server = chat_servers(netloop::services::chat::MAX_UNREAD);
     let addr = server.info.0;
-    let mut a = ChatClient::joined(addr, "ann");
-    let mut b = ChatClient::joined(addr, "ben");
-    a.expect("*** ben joined");
+    let (mut a, mut b) = ChatClient::pair(addr, "ann", "ben");
     let mut c = ChatClient::joined(addr, "cat");
     for x in [&mut a, &mut b] {
         x.expect("*** cat joined");
@@ -247,9 +243,7 @@ fn three_clients_see_every_message_in_the_same_order_with_notices() {
 fn invalid_utf8_is_replaced_and_a_1_mib_line_is_refused_without_harm() {
     let server = chat_servers(netloop::services::chat::MAX_UNREAD);
     let addr = server.info.0;
-    let mut a = ChatClient::joined(addr, "ann");
-    let mut b = ChatClient::joined(addr, "ben");
-    a.expect("*** ben joined");
+    let (mut a, mut b) = ChatClient::pair(addr, "ann", "ben");
     b.w.write_all(b"caf\xc3 \xff\xfe ok\n").expect("write");
     for x in [&mut a, &mut b] {
         x.expect("<ben> caf\u{FFFD} \u{FFFD}\u{FFFD} ok");
@@ -457,9 +451,7 @@ fn chat_client_reports_a_refused_connection() {
 fn no_echo_sends_a_message_to_everyone_but_its_sender() {
     let server = chat_server(&["--no-echo"]);
     let addr = server.addr("chat");
-    let mut a = ChatClient::joined(addr, "ann");
-    let mut b = ChatClient::joined(addr, "ben");
-    a.expect("*** ben joined");
+    let (mut a, mut b) = ChatClient::pair(addr, "ann", "ben");
     a.say("hello");
     b.expect("<ann> hello");
     b.say("hi ann");

@@ -317,9 +317,7 @@ fn threaded_chat(extra: &[&str]) -> ServerProcess {
 fn threaded_chat_delivers_every_line_to_everyone_in_order() {
     let server = threaded_chat(&[]);
     let addr = server.addr("chat");
-    let mut alice = ChatClient::joined(addr, "alice");
-    let mut bob = ChatClient::joined(addr, "bob");
-    alice.expect("*** bob joined");
+    let (mut alice, mut bob) = ChatClient::pair(addr, "alice", "bob");
     alice.say("hello, bob");
     alice.say("second line");
     bob.say("/me waves");
@@ -354,9 +352,7 @@ fn threaded_chat_delivers_every_line_to_everyone_in_order() {
 fn threaded_chat_without_echo_skips_the_sender() {
     let server = threaded_chat(&["--no-echo"]);
     let addr = server.addr("chat");
-    let mut alice = ChatClient::joined(addr, "alice");
-    let mut bob = ChatClient::joined(addr, "bob");
-    alice.expect("*** bob joined");
+    let (mut alice, mut bob) = ChatClient::pair(addr, "alice", "bob");
     alice.say("one");
     bob.say("two");
     bob.expect("<alice> one");

@@ -214,9 +214,6 @@ impl Core {
         self.mark_dirty(token);
     }
 
-    /// Brings one entry up to date after its handler (or the kernel) changed something:
-    /// flush its output, apply closing and backpressure transitions, and fix its interest.
-    /// This is the one place where a connection's state moves after `Open`.
     /// Drops the timer heap's stale entries once they outnumber the live ones (see
     /// [`Timers::compact`]). Every entry has at most a few armed slots (idle, linger, a
     /// handler's): far more heap entries than that means most are stale.
@@ -232,6 +229,9 @@ impl Core {
         trace!("timers: compacted {before} -> {}", self.timers.len());
     }
 
+    /// Brings one entry up to date after its handler (or the kernel) changed something:
+    /// flush its output, apply closing and backpressure transitions, and fix its interest.
+    /// This is the one place where a connection's state moves after `Open`.
     pub(crate) fn settle(&mut self, token: Token) {
         if self.get(token).is_some_and(|e| e.aborted) {
             self.remove(token, CloseReason::Aborted);

@@ -277,6 +277,16 @@ impl ChatClient {
         c
     }
 
+    /// Two clients joined as `first` and `second`, the first having read the second's
+    /// `joined` notice: each has read everything the room has said so far.
+    #[track_caller]
+    pub fn pair(addr: SocketAddr, first: &str, second: &str) -> (ChatClient, ChatClient) {
+        let mut a = ChatClient::joined(addr, first);
+        let b = ChatClient::joined(addr, second);
+        a.expect(&format!("*** {second} joined"));
+        (a, b)
+    }
+
     #[track_caller]
     pub fn say(&mut self, line: &str) {
         std::io::Write::write_all(&mut self.w, format!("{line}\n").as_bytes()).expect("write");

@@ -382,13 +382,10 @@ impl ServerConn {
             // The same reason phrase as a head already written: checked then.
             Some(head) => out.extend_from_slice(head),
             None => {
-                if !is_field_text(reason) {
-                    return Err(UsageError::InvalidHeader);
-                }
                 let start = out.len();
                 render_head(status, reason, body, &plan, out, |out| {
                     out.extend_from_slice(headers.as_bytes())
-                });
+                })?;
                 headers.remember(key, reason, &out[start..]);
             }
         }
@@ -405,10 +402,7 @@ impl ServerConn {
         write_headers: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), UsageError> {
         let plan = self.plan_head(status, body)?;
-        if !is_field_text(reason) {
-            return Err(UsageError::InvalidHeader);
-        }
-        render_head(status, reason, body, &plan, out, write_headers);
+        render_head(status, reason, body, &plan, out, write_headers)?;
         self.commit_head(plan);
         Ok(())
     }
@@ -643,7 +637,8 @@ struct HeadPlan {
     sending: Sending,
 }
 
-/// Status line, `headers`, the framing line, the connection line, the empty line.
+/// Status line, `headers`, the framing line, the connection line, the empty line; nothing
+/// if the reason phrase could break the status line.
 fn render_head(
     status: u16,
     reason: &str,
@@ -651,7 +646,10 @@ fn render_head(
     plan: &HeadPlan,
     out: &mut Vec<u8>,
     write_headers: impl FnOnce(&mut Vec<u8>),
-) {
+) -> Result<(), UsageError> {
+    if !is_field_text(reason) {
+        return Err(UsageError::InvalidHeader);
+    }
     write_status_line(status, reason, out);
     write_headers(out);
     match body {
@@ -671,6 +669,7 @@ fn render_head(
         ConnectionLine::None => {}
     }
     out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// A head to parse into, when no recycled one is at hand.
