@@ -1,9 +1,12 @@
 //! What a handler can do while one of its callbacks runs.
 
 use super::core::{Core, entry_mut};
-use super::entry::{Io, State};
+use super::entry::Io;
 use super::handler::Handler;
+use super::lifecycle::State;
 use super::timer::{Kind, TimerId, Timers};
+use super::tls::{ClientTls, TlsRole};
+use super::transport::Transport;
 use super::{Stats, Token};
 use std::io;
 use std::net::SocketAddr;
@@ -43,7 +46,7 @@ impl<'a> Context<'a> {
         // Asked of the kernel (getpeername) rather than stored: 32 bytes per connection saved,
         // and handlers rarely ask.
         match self.core.get(self.me).map(|e| &e.io) {
-            Some(Io::Stream(s)) => s.peer_addr().ok(),
+            Some(Io::Stream(t)) => t.socket()?.peer_addr().ok(),
             _ => None,
         }
     }
@@ -94,7 +97,10 @@ impl<'a> Context<'a> {
         let e = entry_mut(&mut core.entries, token)?;
         // Output after close is dropped: the peer would never see it, and a closing
         // connection must be allowed to finish.
-        if !matches!(e.state, State::Open | State::Connecting) {
+        if !matches!(
+            e.state,
+            State::Open | State::Connecting | State::Handshaking { .. }
+        ) {
             return None;
         }
         if !e.dirty {
@@ -199,7 +205,45 @@ impl<'a> Context<'a> {
         addr: SocketAddr,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        connect(self.core, service.into(), addr, handler)
+        connect(self.core, service.into(), addr, None, handler)
+    }
+
+    /// Opens an outgoing TLS connection to `addr`: TCP first, then the TLS handshake with
+    /// `server_name` as SNI and as the name the certificate must carry (unless `tls` is
+    /// insecure). `handler.opened` runs once both are done; what it writes before then
+    /// waits in the queue. A failed handshake ends in `closed` with
+    /// [`CloseReason::Tls`](super::CloseReason::Tls).
+    pub fn connect_tls(
+        &mut self,
+        service: &str,
+        addr: SocketAddr,
+        tls: ClientTls,
+        server_name: &str,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        let role = TlsRole::Client {
+            tls,
+            server_name: server_name.into(),
+        };
+        connect(self.core, service.into(), addr, Some(role), handler)
+    }
+
+    /// Turns this open plaintext connection into TLS, in `role` (SMTP's STARTTLS, either
+    /// side). What is queued now still goes out in plaintext (the "220 Ready to start TLS");
+    /// then the handshake runs, and everything written or read after it is encrypted.
+    /// Until the handshake begins nothing is read, so bytes a peer sent after its request
+    /// are never taken as plaintext; once it is done, reading goes on as before (the
+    /// handler gets no call: it simply keeps writing, and its output waits for the
+    /// handshake). A failed handshake closes the connection with
+    /// [`CloseReason::Tls`](super::CloseReason::Tls). Does nothing on a connection that is
+    /// closing or already TLS.
+    pub fn start_tls(&mut self, role: TlsRole) {
+        self.core.start_tls(self.me, role);
+    }
+
+    /// Is this connection TLS (established or handshaking)?
+    pub fn is_tls(&self) -> bool {
+        matches!(self.core.get(self.me).map(|e| &e.io), Some(Io::Stream(t)) if t.is_tls())
     }
 
     /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).
@@ -212,17 +256,26 @@ pub(crate) fn connect(
     core: &mut Core,
     service: Rc<str>,
     addr: SocketAddr,
+    tls: Option<TlsRole>,
     handler: Box<dyn Handler>,
 ) -> io::Result<Token> {
     let sock = mio::net::TcpStream::connect(addr)?;
     let token = core.insert(
         service,
-        Io::Stream(sock),
+        Io::Stream(Transport::Tcp(sock)),
         State::Connecting,
         Some(mio::Interest::READABLE | mio::Interest::WRITABLE),
         Some(handler),
     )?;
-    log::trace!("  {}{token} connecting to {addr}", service_of(core, token));
+    let with_tls = tls.is_some();
+    if let Some(e) = core.get_mut(token) {
+        e.tls = tls.map(Box::new);
+    }
+    log::trace!(
+        "  {}{token} connecting to {addr}{}",
+        service_of(core, token),
+        if with_tls { " (TLS)" } else { "" }
+    );
     Ok(token)
 }
 

@@ -2,20 +2,23 @@
 //!
 //! A [`Context`] borrows the `Core` while a handler runs, so everything a handler may ask
 //! for (write, close, arm a timer, write to another connection, open a connection) is a
-//! method here. Nothing here waits for readiness; the loop in `mod.rs` does that.
+//! method here. Nothing here waits for readiness; the loop in `mod.rs` does that. State
+//! changes go through `lifecycle.rs`; this file flushes, fixes interest and fires timers.
 
 use super::buffer::BufPool;
 use super::config::{Config, UDP_BACKLOG_MAX};
-use super::entry::{Entry, Io, ShowInterest, State, Who};
+use super::entry::{Entry, Io, ShowInterest, Who};
 use super::handler::{CloseReason, Handler};
+use super::lifecycle::{Input, State};
 use super::timer::{Kind, Timers};
+use super::tls::TlsRole;
 use super::{Context, Stats, Token};
 use log::{debug, trace};
 use mio::{Interest, Registry};
 use slab::Slab;
 use std::collections::VecDeque;
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Instant;
@@ -152,18 +155,17 @@ impl Core {
 
     /// Moves an entry to `Closing` (idempotent): stop reading, flush, then close.
     pub(crate) fn close(&mut self, token: Token) {
-        let deadline = self.now + self.config.close_timeout;
-        let Some(e) = entry_mut(&mut self.entries, token) else {
-            return;
-        };
-        if matches!(e.state, State::Open | State::Connecting) {
-            trace!("  {} state {} -> Closing", Who(&e.service, token), e.state);
-            e.state = State::Closing;
-            // The flush gets a deadline: a peer that never reads must not pin us.
-            if matches!(e.io, Io::Stream(_)) {
-                self.timers
-                    .arm(&mut e.timers, token, Kind::Linger, deadline);
-            }
+        self.advance(token, Input::Close);
+    }
+
+    /// Asks for TLS on an open connection, in `role`: the handshake starts once what is
+    /// queued now has been written (a STARTTLS server's "220 Ready" goes out in plaintext),
+    /// and reading stops until then, so no plaintext that follows the request is taken for
+    /// the peer's handshake or handed to the handler.
+    pub(crate) fn start_tls(&mut self, token: Token, role: TlsRole) {
+        let Some(e) = self.get_mut(token) else { return };
+        if e.state == State::Open && matches!(&e.io, Io::Stream(t) if !t.is_tls()) {
+            e.tls = Some(Box::new(role));
             self.mark_dirty(token);
         }
     }
@@ -229,12 +231,47 @@ impl Core {
         trace!("timers: compacted {before} -> {}", self.timers.len());
     }
 
+    /// Fires every timer due at the tick's time: the reactor's own (idle, linger, accept
+    /// retry) and the handlers'. The reactor calls it once per tick; a `TestBed` calls it
+    /// when its virtual clock moves, so both run the same code.
+    pub(crate) fn fire_timers(&mut self) {
+        let now = self.now;
+        self.compact_timers();
+        while let Some(due) = self.timers.pop_due(now) {
+            let Some(e) = entry_mut(&mut self.entries, due.token) else {
+                continue;
+            };
+            let Some(kind) = self.timers.settle(&mut e.timers, &due, now) else {
+                continue;
+            };
+            trace!("  {} timer {kind:?} fired", Who(&e.service, due.token));
+            match kind {
+                Kind::Idle => self.end(due.token, CloseReason::IdleTimeout),
+                Kind::Linger => self.advance(due.token, Input::LingerTimer),
+                Kind::AcceptRetry => {
+                    if let Io::Listener(l) = &mut e.io {
+                        l.paused = false;
+                    }
+                    self.push_ready(due.token);
+                }
+                Kind::Handler(id) => self.call(due.token, |h, cx| h.timer(cx, id)),
+            }
+        }
+    }
+
+    /// Settles every entry marked dirty during the tick (see [`settle`](Core::settle)).
+    pub(crate) fn settle_dirty(&mut self) {
+        while let Some(token) = self.dirty.pop() {
+            self.settle(token);
+        }
+    }
+
     /// Brings one entry up to date after its handler (or the kernel) changed something:
-    /// flush its output, apply closing and backpressure transitions, and fix its interest.
-    /// This is the one place where a connection's state moves after `Open`.
+    /// flush its output, tell the state machine what the flush means (closing: all written;
+    /// an upgrade: the plaintext before it written), apply backpressure, fix its interest.
     pub(crate) fn settle(&mut self, token: Token) {
         if self.get(token).is_some_and(|e| e.aborted) {
-            self.remove(token, CloseReason::Aborted);
+            self.end(token, CloseReason::Aborted);
             return;
         }
         let mut written = 0;
@@ -253,7 +290,7 @@ impl Core {
             match flush(e, &mut self.pool, &mut self.stats) {
                 Ok(n) => written += n,
                 Err(err) => {
-                    self.remove(token, CloseReason::from_io(err));
+                    self.end(token, CloseReason::from_io(err));
                     return;
                 }
             }
@@ -292,45 +329,22 @@ impl Core {
                 e.out.clear(&mut self.pool);
             }
         }
-        let high = self.config.high_water;
-        let low = self.config.low_water;
-        let linger = self.config.linger;
-        let now = self.now;
         let Some(e) = entry_mut(&mut self.entries, token) else {
             return;
         };
         e.dirty = false;
-
-        // Closing transitions: flushed output means we can let go.
-        if e.state == State::Closing && e.out.is_empty() && udp_backlog_empty(&e.io) {
-            match &e.io {
-                Io::Stream(sock) if !e.peer_eof => {
-                    // Send our FIN, keep reading (and discarding) until the peer's.
-                    let _ = sock.shutdown(Shutdown::Write);
-                    trace!(
-                        "  {} state Closing -> Lingering (FIN sent)",
-                        Who(&e.service, token)
-                    );
-                    e.state = State::Lingering;
-                    self.timers
-                        .arm(&mut e.timers, token, Kind::Linger, now + linger);
-                    // Input may already be waiting: read it next tick.
-                    if !e.in_ready {
-                        e.in_ready = true;
-                        self.ready.push_back(token);
-                    }
-                }
-                _ => {
-                    let reason = if e.peer_eof {
-                        CloseReason::PeerClosed
-                    } else {
-                        CloseReason::Done
-                    };
-                    self.remove(token, reason);
-                    return;
-                }
+        if e.out.is_empty() && udp_backlog_empty(&e.io) {
+            match e.state {
+                State::Closing => self.advance(token, Input::Flushed),
+                State::Open if e.tls.is_some() => self.advance(token, Input::UpgradeDue),
+                _ => {}
             }
         }
+        let high = self.config.high_water;
+        let low = self.config.low_water;
+        let Some(e) = entry_mut(&mut self.entries, token) else {
+            return;
+        };
 
         // Backpressure.
         let queued = e.out.len();
@@ -350,11 +364,15 @@ impl Core {
         }
 
         // Interest follows the queue.
-        let want_write = queued > 0 || e.state == State::Connecting || !udp_backlog_empty(&e.io);
+        // Connecting: writable is how the kernel says the handshake finished. Handshaking:
+        // the TLS handshake may wait for either direction, and it says which only by
+        // returning WouldBlock, so both are watched (edge-triggered: each fires once).
+        let in_handshake = matches!(e.state, State::Connecting | State::Handshaking { .. });
+        let want_write = queued > 0 || in_handshake || !udp_backlog_empty(&e.io);
         let want_read = match e.io {
             Io::Listener(_) => true,
             Io::Stdin(ref s) => s.pollable && !e.peer_eof,
-            _ => e.wants_read(),
+            _ => e.wants_read() || matches!(e.state, State::Handshaking { .. }),
         };
         let want = match (want_read, want_write) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
@@ -373,31 +391,12 @@ impl Core {
                     ShowInterest(Some(want))
                 );
                 if let Err(err) = reregister(&self.registry, &mut e.io, token, want) {
-                    self.remove(token, CloseReason::Error(err));
+                    self.end(token, CloseReason::Error(err));
                     return;
                 }
                 e.registered = Some(want);
             }
         }
-    }
-
-    /// Removes an entry now: the handler's `closed` runs, the socket is closed.
-    pub(crate) fn remove(&mut self, token: Token, reason: CloseReason) {
-        let Some(e) = self.get_mut(token) else { return };
-        if e.state == State::Closed {
-            return; // already being removed (a `closed` callback closed itself again)
-        }
-        e.state = State::Closed;
-        trace!("  {} closed ({reason})", Who(&e.service, token));
-        self.call(token, |h, cx| h.closed(cx, &reason));
-        let mut e = self.entries.remove(token.key());
-        e.out.clear(&mut self.pool);
-        if e.counted {
-            self.stats.open_connections -= 1;
-            self.resume_listeners();
-        }
-        // Dropping `e` closes the fd, which also removes it from the epoll set (the kernel
-        // does so when the last descriptor for the file closes; netloop never dups one).
     }
 
     /// Below the connection limit again: let paused listeners accept on the next tick.
@@ -451,11 +450,14 @@ fn udp_backlog_empty(io: &Io) -> bool {
 /// Writes as much of the entry's output as the kernel takes. Returns the bytes written.
 fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usize> {
     match &mut e.io {
-        Io::Stream(sock) if e.state != State::Connecting => {
+        // Not before the connection (and its TLS) is up: the bytes wait in the queue.
+        Io::Stream(_) if matches!(e.state, State::Connecting | State::Handshaking { .. }) => Ok(0),
+        Io::Stream(transport) => {
             let mut written = 0;
+            let drains_on_short = transport.drains_on_short_io();
             while !e.out.is_empty() {
                 let pending = e.out.pending();
-                match sock.write(pending) {
+                match transport.write(pending) {
                     // The kernel accepted nothing into a non-empty buffer: treat as gone.
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
@@ -463,9 +465,10 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
                         e.out.consume(n, pool);
                         written += n;
                         stats.bytes_out += n as u64;
-                        // A short write means the send buffer is full: the next call would
-                        // only return WouldBlock, so save the system call.
-                        if short {
+                        // On plain TCP a short write means the send buffer is full: the next
+                        // call would only return WouldBlock, so save the system call. (TLS
+                        // takes one record per call: go on until WouldBlock.)
+                        if short && drains_on_short {
                             break;
                         }
                     }
@@ -519,7 +522,10 @@ fn with_source(
 ) -> io::Result<()> {
     match io {
         Io::Listener(l) => f(&mut l.sock),
-        Io::Stream(s) => f(s),
+        Io::Stream(t) => match t.socket_mut() {
+            Some(s) => f(s),
+            None => Ok(()),
+        },
         Io::Udp(u) => f(&mut u.sock),
         Io::Stdin(s) if s.pollable => f(&mut mio::unix::SourceFd(&0)),
         Io::Stdin(_) | Io::Detached => Ok(()),

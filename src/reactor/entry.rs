@@ -1,59 +1,24 @@
 //! What the slab holds: one [`Entry`] per listener, TCP connection, UDP socket or stdin.
 //!
-//! A TCP connection moves through these states (every transition is made in
-//! [`Core::settle`](super::core::Core::settle) or in the read loop, and traced):
-//!
-//! ```text
-//!               connect()                 accept()
-//!   Connecting ───────────► Open ◄──────────────
-//!                            │  peer EOF: `peer_eof = true`, handler.eof() (default: close)
-//!                            │  cx.close(): stop reading
-//!                            ▼
-//!                         Closing ── output flushed ──┬── peer already closed ──► removed
-//!                                                     │
-//!                                                     └── shutdown(Write) ──► Lingering
-//!   Lingering: our FIN is out; read and discard until the peer's EOF or the linger timer,
-//!   then remove. (Closing a socket with unread input makes the kernel send RST, and an
-//!   RST can destroy the answer we just sent before the peer reads it: an HTTP 413 that
-//!   the client never sees. Lingering is how nginx and Apache avoid that.)
-//!
-//!   Any state: read/write error or RST ──► removed at once.
-//! ```
+//! An entry's life (connecting, handshaking, open, closing, lingering, gone) is the state
+//! machine of `lifecycle.rs`; the fields here are what that machine and the I/O loops keep.
 
 use super::Token;
 use super::buffer::OutQueue;
 use super::handler::Handler;
+use super::lifecycle::State;
 use super::mmsg::SendQueue;
 use super::timer::Slot;
+use super::tls::{ServerTls, TlsRole};
+use super::transport::Transport;
 use mio::Interest;
-use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::net::{TcpListener, UdpSocket};
 use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
-
-/// Where a TCP connection is in its life. See the module docs for the transitions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    /// An outgoing connection waiting for the kernel to finish the handshake.
-    Connecting,
-    /// Reading (unless the peer closed or backpressure paused it) and writing.
-    Open,
-    /// We asked to close: no more reading; flush, then close.
-    Closing,
-    /// Our FIN is sent; discarding the peer's leftovers until its EOF.
-    Lingering,
-    /// Being removed: the handler's `closed` runs; writes are dropped.
-    Closed,
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
 
 /// A function that makes a handler for each accepted connection, given the peer's address.
 pub(crate) type Factory = Box<dyn FnMut(SocketAddr) -> Box<dyn Handler>>;
@@ -63,7 +28,8 @@ pub(crate) enum Io {
     // Listeners and UDP sockets are few and large; boxing them keeps every slab entry (one
     // per connection, ten thousand of them idle) at the size of the common case.
     Listener(Box<Listener>),
-    Stream(TcpStream),
+    /// A TCP connection, plain or TLS.
+    Stream(Transport),
     Udp(Box<Udp>),
     Stdin(Stdin),
     /// No socket at all: a connection of a [`TestBed`](super::testing::TestBed).
@@ -108,6 +74,8 @@ pub(crate) struct Listener {
     pub sock: TcpListener,
     pub factory: Factory,
     pub idle_timeout: Option<Duration>,
+    /// TLS from the first byte: the certificate accepted connections handshake with.
+    pub tls: Option<ServerTls>,
     /// Not accepting (connection limit reached, or the fd limit): see `Core::resume_listeners`.
     pub paused: bool,
 }
@@ -168,6 +136,10 @@ pub(crate) struct Entry {
     /// Call the handler's `drained` at the next settle even if the queue was empty.
     pub drain_requested: bool,
     pub idle_timeout: Option<Duration>,
+    /// The TLS role to take when the handshake starts: set for a TLS connect (used once
+    /// connected), an accepted TLS connection, and an upgrade the handler asked for (used
+    /// once the plaintext before it is flushed). Taken when the handshake begins.
+    pub tls: Option<Box<TlsRole>>,
     /// Counts against `Config::max_connections` (TCP connections do).
     pub counted: bool,
 }
@@ -190,6 +162,7 @@ impl Entry {
             aborted: false,
             drain_requested: false,
             idle_timeout: None,
+            tls: None,
             counted: false,
         }
     }
@@ -197,9 +170,11 @@ impl Entry {
     /// Should the reactor read from this entry now?
     pub(crate) fn wants_read(&self) -> bool {
         match self.state {
-            State::Open => !self.peer_eof && !self.read_paused,
+            // A TLS upgrade was asked for: what follows on the wire is the peer's handshake,
+            // read by the TLS layer once the plaintext before it is flushed.
+            State::Open => !self.peer_eof && !self.read_paused && self.tls.is_none(),
             State::Lingering => true,
-            State::Connecting | State::Closing | State::Closed => false,
+            State::Connecting | State::Handshaking { .. } | State::Closing | State::Closed => false,
         }
     }
 }

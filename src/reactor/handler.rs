@@ -96,6 +96,9 @@ pub enum CloseReason {
     Shutdown,
     /// The handler dropped the connection at once ([`Context::abort`]), queued output and all.
     Aborted,
+    /// The TLS handshake failed, or TLS broke later: a certificate refused, a peer that
+    /// does not speak TLS, a record that did not decrypt.
+    Tls(native_tls::Error),
     /// Our close could not flush the queued output within `Config::close_timeout` (the
     /// peer stopped reading).
     FlushTimeout,
@@ -124,6 +127,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Error(e) => write!(f, "I/O error: {e}"),
             CloseReason::Shutdown => write!(f, "reactor shut down"),
             CloseReason::Aborted => write!(f, "aborted by us"),
+            CloseReason::Tls(e) => write!(f, "TLS failed: {e}"),
             CloseReason::FlushTimeout => write!(f, "closed by us; the peer did not read the rest"),
         }
     }

@@ -15,8 +15,11 @@
 //!
 //! Handlers only ever *queue* output; the reactor writes each connection's queue once per
 //! tick, after its callbacks ran. That is how sixteen pipelined HTTP responses leave in one
-//! `write(2)`. Read `core.rs` for the per-connection state machine (`settle`), `entry.rs`
-//! for the states, `timer.rs` for the deadline heap, `buffer.rs` for the output queues.
+//! `write(2)`. Read on in data-flow order: `io_loops.rs` for the I/O loops (accept, read,
+//! receive), `transport.rs` for the byte path (plain TCP or TLS over it), `lifecycle.rs`
+//! for a connection's life as one state machine, `core.rs` for the flush and the interest
+//! that follows the queue (`settle`), `timer.rs` for the deadline heap, `buffer.rs` for the
+//! output queues.
 //!
 //! # Watching it
 //!
@@ -29,35 +32,40 @@ mod context;
 mod core;
 mod entry;
 mod handler;
+mod io_loops;
+mod lifecycle;
 mod mmsg;
 mod stats;
 pub mod testing;
 mod timer;
+pub mod tls;
 mod token;
+mod transport;
 
 pub use config::{Config, FD_RESERVE, READ_BUFFER, open_file_limit};
 pub use context::Context;
 pub use handler::{CloseReason, Handler};
 pub use stats::Stats;
 pub use timer::TimerId;
+pub use tls::{ClientTls, ServerTls, TlsConfigError, TlsRole};
 pub use token::Token;
 
-use config::{ACCEPT_BUDGET, DATAGRAM_BUDGET, EVENTS_PER_POLL};
-use core::{Core, entry_mut};
-use entry::{Entry, Io, Listener, Source, State, Stdin, Udp, Who};
+use config::EVENTS_PER_POLL;
+use core::Core;
+use entry::{Io, Listener, Source, Stdin, Udp, Who};
+use io_loops::{accept, finish_connect, read_stdin, read_stream, recv_datagrams};
+use lifecycle::State;
 use log::{debug, info, log_enabled, trace, warn};
 use mio::{Events, Interest, Poll, Waker};
 use mmsg::RecvBatch;
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use timer::Kind;
 
 /// Per-listener settings.
 #[derive(Clone, Debug, Default)]
@@ -173,12 +181,44 @@ impl Reactor {
     where
         F: FnMut(SocketAddr) -> Box<dyn Handler> + 'static,
     {
+        self.listen_on(service, addr, options, None, Box::new(factory))
+    }
+
+    /// [`listen_with`](Reactor::listen_with), TLS from the first byte: every accepted
+    /// connection first completes a TLS handshake with `tls`'s certificate (driven by
+    /// readiness, never blocking the loop), and its handler's `opened` runs after it. The
+    /// handler reads and writes plaintext. A peer whose handshake fails (a plaintext client,
+    /// a certificate it refused) is closed and logged; the others are not disturbed.
+    pub fn listen_tls<F>(
+        &mut self,
+        service: &str,
+        addr: SocketAddr,
+        options: ListenOptions,
+        tls: ServerTls,
+        factory: F,
+    ) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> Box<dyn Handler> + 'static,
+    {
+        self.listen_on(service, addr, options, Some(tls), Box::new(factory))
+    }
+
+    fn listen_on(
+        &mut self,
+        service: &str,
+        addr: SocketAddr,
+        options: ListenOptions,
+        tls: Option<ServerTls>,
+        factory: entry::Factory,
+    ) -> io::Result<SocketAddr> {
         let sock = mio::net::TcpListener::bind(addr)?;
         let local = sock.local_addr()?;
+        let tls_listener = tls.is_some();
         let listener = Listener {
             sock,
-            factory: Box::new(factory),
+            factory,
             idle_timeout: options.idle_timeout,
+            tls,
             paused: false,
         };
         let token = self.core.insert(
@@ -188,7 +228,11 @@ impl Reactor {
             Some(Interest::READABLE),
             None,
         )?;
-        debug!("{} listening on {local}", Who(service, token));
+        debug!(
+            "{} listening on {local}{}",
+            Who(service, token),
+            if tls_listener { " (TLS)" } else { "" }
+        );
         Ok(local)
     }
 
@@ -223,7 +267,23 @@ impl Reactor {
         addr: SocketAddr,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        context::connect(&mut self.core, service.into(), addr, handler)
+        context::connect(&mut self.core, service.into(), addr, None, handler)
+    }
+
+    /// Opens an outgoing TLS connection (see [`Context::connect_tls`]).
+    pub fn connect_tls(
+        &mut self,
+        service: &str,
+        addr: SocketAddr,
+        tls: ClientTls,
+        server_name: &str,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        let role = TlsRole::Client {
+            tls,
+            server_name: server_name.into(),
+        };
+        context::connect(&mut self.core, service.into(), addr, Some(role), handler)
     }
 
     /// Reads standard input through the reactor: `handler.data` gets what the user types
@@ -321,8 +381,8 @@ impl Reactor {
             let ready = std::mem::take(&mut self.core.ready);
             self.dispatch_events();
             self.run_ready(ready);
-            self.fire_timers();
-            self.settle_dirty();
+            self.core.fire_timers();
+            self.core.settle_dirty();
         }
     }
 
@@ -387,6 +447,10 @@ impl Reactor {
                         Source::Stream if state == State::Connecting => {
                             finish_connect(&mut self.core, token)
                         }
+                        Source::Stream if matches!(state, State::Handshaking { .. }) => {
+                            self.core.handshake(token);
+                            self.core.mark_dirty(token);
+                        }
                         Source::Stream => {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 read_stream(
@@ -429,6 +493,7 @@ impl Reactor {
             let paused = matches!(&e.io, Io::Listener(l) if l.paused);
             match (e.io.source(), e.state) {
                 (Source::Listener, _) if !paused => accept(&mut self.core, token),
+                (Source::Stream, State::Handshaking { .. }) => self.core.handshake(token),
                 (Source::Stream, state) if state != State::Connecting => {
                     read_stream(&mut self.core, &mut self.read_buf, token, true);
                     self.core.mark_dirty(token);
@@ -437,46 +502,6 @@ impl Reactor {
                 (Source::Stdin, _) => read_stdin(&mut self.core, &mut self.read_buf, token),
                 _ => {}
             }
-        }
-    }
-
-    fn fire_timers(&mut self) {
-        let now = self.core.now;
-        self.core.compact_timers();
-        while let Some(due) = self.core.timers.pop_due(now) {
-            let core = &mut self.core;
-            let Some(e) = entry_mut(&mut core.entries, due.token) else {
-                continue;
-            };
-            let Some(kind) = core.timers.settle(&mut e.timers, &due, now) else {
-                continue;
-            };
-            trace!("  {} timer {kind:?} fired", Who(&e.service, due.token));
-            match kind {
-                Kind::Idle => core.remove(due.token, CloseReason::IdleTimeout),
-                // Closing: the flush deadline passed; Lingering: the peer's FIN never came.
-                Kind::Linger => {
-                    let reason = if e.state == State::Closing {
-                        CloseReason::FlushTimeout
-                    } else {
-                        CloseReason::Done
-                    };
-                    core.remove(due.token, reason);
-                }
-                Kind::AcceptRetry => {
-                    if let Io::Listener(l) = &mut e.io {
-                        l.paused = false;
-                    }
-                    core.push_ready(due.token);
-                }
-                Kind::Handler(id) => core.call(due.token, |h, cx| h.timer(cx, id)),
-            }
-        }
-    }
-
-    fn settle_dirty(&mut self) {
-        while let Some(token) = self.core.dirty.pop() {
-            self.core.settle(token);
         }
     }
 
@@ -493,12 +518,12 @@ impl Reactor {
         );
         for token in tokens {
             match self.core.get(token).map(|e| e.io.source()) {
-                Some(Source::Listener) => self.core.remove(token, CloseReason::Shutdown),
+                Some(Source::Listener) => self.core.end(token, CloseReason::Shutdown),
                 Some(_) => self.core.call(token, |h, cx| h.shutdown(cx)),
                 None => {}
             }
         }
-        self.settle_dirty();
+        self.core.settle_dirty();
     }
 
     fn drop_everything(&mut self) {
@@ -508,315 +533,7 @@ impl Reactor {
             tokens.len()
         );
         for token in tokens {
-            self.core.remove(token, CloseReason::Shutdown);
-        }
-    }
-}
-
-/// Accepts until the kernel's queue is empty, the budget is spent, or a limit is hit.
-fn accept(core: &mut Core, token: Token) {
-    for _ in 0..ACCEPT_BUDGET {
-        if core.stats.open_connections as usize >= core.config.max_connections {
-            pause_listener(core, token, None);
-            return;
-        }
-        let Some(Entry {
-            io: Io::Listener(l),
-            service,
-            ..
-        }) = entry_mut(&mut core.entries, token)
-        else {
-            return;
-        };
-        let (sock, peer) = match l.sock.accept() {
-            Ok(pair) => pair,
-            // Queue empty: the next connection brings a new edge.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            // Interrupted by a signal, or the client gave up before we accepted: next.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                continue;
-            }
-            // Out of descriptors or memory: the pending connection stays in the backlog and
-            // accept would fail again at once. Stop and retry on a timer: never spin.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                ) =>
-            {
-                warn!("{}: accept: {e}; pausing accepts", Who(service, token));
-                let retry = core.config.accept_retry;
-                pause_listener(core, token, Some(retry));
-                return;
-            }
-            Err(e) => {
-                warn!("{}: accept: {e}", Who(service, token));
-                continue;
-            }
-        };
-        // Small request/response writes must not wait for Nagle's algorithm.
-        let _ = sock.set_nodelay(true);
-        let handler = (l.factory)(peer);
-        let idle = l.idle_timeout;
-        let service = service.clone();
-        let new = match core.insert(
-            service.clone(),
-            Io::Stream(sock),
-            State::Open,
-            Some(Interest::READABLE),
-            Some(handler),
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(
-                    "{}: register accepted connection: {e}",
-                    Who(&service, token)
-                );
-                continue;
-            }
-        };
-        if let Some(e) = core.get_mut(new) {
-            e.idle_timeout = idle;
-        }
-        trace!(
-            "  {} accepted {peer} as {} ({} open)",
-            Who(&service, token),
-            Who(&service, new),
-            core.stats.open_connections
-        );
-        core.touch(new);
-        core.call(new, |h, cx| h.opened(cx));
-    }
-    // Budget spent with connections possibly still queued: continue next tick.
-    core.push_ready(token);
-}
-
-fn pause_listener(core: &mut Core, token: Token, retry: Option<Duration>) {
-    let now = core.now;
-    let Some(Entry {
-        io: Io::Listener(l),
-        service,
-        timers,
-        ..
-    }) = entry_mut(&mut core.entries, token)
-    else {
-        return;
-    };
-    if l.paused {
-        return;
-    }
-    l.paused = true;
-    core.stats.accept_pauses += 1;
-    match retry {
-        Some(after) => core
-            .timers
-            .arm(timers, token, Kind::AcceptRetry, now + after),
-        None => {
-            debug!(
-                "{}: {} connections open, the limit: not accepting until one closes",
-                Who(service, token),
-                core.stats.open_connections
-            );
-            core.paused_listeners.push(token);
-        }
-    }
-}
-
-/// An outgoing connection reported readiness: did the handshake succeed?
-fn finish_connect(core: &mut Core, token: Token) {
-    let Some(Entry {
-        io: Io::Stream(sock),
-        service,
-        ..
-    }) = core.get_mut(token)
-    else {
-        return;
-    };
-    let outcome = match sock.take_error() {
-        Ok(Some(e)) | Err(e) => Err(e),
-        Ok(None) => match sock.peer_addr() {
-            Ok(addr) => Ok(addr),
-            // Not connected yet: a spurious wake-up; the real one follows.
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-            Err(e) => Err(e),
-        },
-    };
-    match outcome {
-        Ok(addr) => {
-            let _ = sock.set_nodelay(true);
-            trace!("  {} connected to {addr}", Who(service, token));
-            if let Some(e) = core.get_mut(token) {
-                e.state = State::Open;
-            }
-            core.touch(token);
-            core.call(token, |h, cx| h.opened(cx));
-        }
-        Err(e) => core.remove(token, CloseReason::ConnectFailed(e)),
-    }
-}
-
-/// Reads a TCP connection until the kernel has nothing more (or the budget is spent),
-/// handing every chunk to the handler.
-///
-/// `until_would_block`: keep reading until `WouldBlock` even after a short read. Without
-/// an event's hint that the peer closed, a short read (fewer bytes than the buffer) means
-/// the socket's queue was emptied, and any later arrival raises a new edge; stopping there
-/// saves the one `read` per request that would only say `WouldBlock`. When the event says
-/// the peer closed, read on to find the EOF, since the FIN's edge has already been spent.
-fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_would_block: bool) {
-    let mut budget = core.config.read_budget;
-    loop {
-        let Some(e) = entry_mut(&mut core.entries, token) else {
-            return;
-        };
-        if !e.wants_read() {
-            return;
-        }
-        let discard = e.state == State::Lingering;
-        // Backpressure: the handler has queued enough for a peer that is not reading.
-        // Stop here; `settle` pauses reading if the flush cannot bring the queue down.
-        // Input may still be waiting and its edge is spent, so look again next tick (a
-        // paused connection is not read then; resuming re-arms READABLE instead).
-        if !discard && e.out.len() > core.config.high_water {
-            core.push_ready(token);
-            return;
-        }
-        let Io::Stream(sock) = &mut e.io else { return };
-        match sock.read(buf) {
-            // EOF: the peer will send nothing more.
-            Ok(0) => {
-                trace!("  {} read EOF", Who(&e.service, token));
-                e.peer_eof = true;
-                if discard {
-                    core.remove(token, CloseReason::Done);
-                } else {
-                    core.call(token, |h, cx| h.eof(cx));
-                }
-                return;
-            }
-            Ok(n) => {
-                core.stats.bytes_in += n as u64;
-                if discard {
-                    trace!(
-                        "  {} discarded {n} B while lingering",
-                        Who(&e.service, token)
-                    );
-                } else {
-                    trace!("  {} read {n} B", Who(&e.service, token));
-                    core.touch(token);
-                    core.call(token, |h, cx| h.data(cx, &buf[..n]));
-                }
-                budget = budget.saturating_sub(n);
-                if budget == 0 {
-                    core.push_ready(token);
-                    return;
-                }
-                if n < buf.len() && !until_would_block {
-                    return;
-                }
-            }
-            // Drained: the next arrival raises a new edge.
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-            // A signal interrupted the call before anything was read: try again.
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            // Reset or worse: nothing more will come, and nothing we send will arrive.
-            Err(err) => {
-                core.remove(token, CloseReason::from_io(err));
-                return;
-            }
-        }
-    }
-}
-
-/// Receives datagrams until the socket is empty or the budget is spent.
-fn recv_datagrams(core: &mut Core, batch: &mut Option<Box<RecvBatch>>, token: Token) {
-    // The receive slots (1 MiB of address space) exist only in reactors that have UDP.
-    let batch = batch.get_or_insert_with(|| Box::new(RecvBatch::new()));
-    for _ in 0..DATAGRAM_BUDGET / mmsg::BATCH {
-        let Some(Entry {
-            io: Io::Udp(udp),
-            service,
-            ..
-        }) = entry_mut(&mut core.entries, token)
-        else {
-            return;
-        };
-        match batch.recv(udp.sock.as_raw_fd()) {
-            Ok(n) => {
-                trace!("  {} received {n} datagram(s)", Who(service, token));
-                for i in 0..n {
-                    let (data, from) = batch.get(i);
-                    core.stats.datagrams_in += 1;
-                    core.stats.bytes_in += data.len() as u64;
-                    // A sender netloop cannot name (not IPv4/IPv6) cannot be answered anyway.
-                    if let Some(from) = from {
-                        core.call(token, |h, cx| h.datagram(cx, data, from));
-                    }
-                }
-                // Fewer than a full batch: the socket's queue is empty now, and every
-                // datagram that arrives later raises a new edge. Stopping here saves the
-                // call that would only say WouldBlock.
-                if n < mmsg::BATCH {
-                    return;
-                }
-            }
-            // Drained: the next datagram raises a new edge.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // An ICMP error queued on the socket (port unreachable for an earlier send):
-            // reported once, the socket stays usable.
-            Err(e) => debug!("{}: recvmmsg: {e}", Who(service, token)),
-        }
-    }
-    // Budget spent with datagrams possibly still queued: continue next tick.
-    core.push_ready(token);
-}
-
-/// Reads standard input (a line at a time from a terminal, chunks from a pipe or file).
-fn read_stdin(core: &mut Core, buf: &mut [u8], token: Token) {
-    let mut budget = core.config.read_budget;
-    loop {
-        let Some(e) = entry_mut(&mut core.entries, token) else {
-            return;
-        };
-        if e.peer_eof || e.state != State::Open {
-            return;
-        }
-        let Io::Stdin(stdin) = &mut e.io else { return };
-        let pollable = stdin.pollable;
-        match stdin.file.read(buf) {
-            Ok(0) => {
-                trace!("  {} stdin EOF", Who(&e.service, token));
-                e.peer_eof = true;
-                core.call(token, |h, cx| h.eof(cx));
-                return;
-            }
-            Ok(n) => {
-                core.stats.bytes_in += n as u64;
-                trace!("  {} read {n} B from stdin", Who(&e.service, token));
-                core.call(token, |h, cx| h.data(cx, &buf[..n]));
-                budget = budget.saturating_sub(n);
-                if budget == 0 {
-                    core.push_ready(token);
-                    return;
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                if !pollable {
-                    core.push_ready(token);
-                }
-                return;
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                core.remove(token, CloseReason::Error(err));
-                return;
-            }
+            self.core.end(token, CloseReason::Shutdown);
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct Stats {
     /// The longest output queue seen on one connection, in bytes (measured before each
     /// flush): what backpressure holds bounded.
     pub peak_queue: u64,
+    /// TLS handshakes completed (both roles, upgrades included).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (a plaintext client on a TLS port, a certificate refused).
+    pub tls_failures: u64,
 }
 
 impl fmt::Display for Stats {
@@ -40,7 +44,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "connections open={} total={}, bytes in={} out={}, datagrams in={} out={} dropped={}, \
-             ticks={} events={} stale={}, accept pauses={}, read pauses={}, peak queue={} B",
+             ticks={} events={} stale={}, accept pauses={}, read pauses={}, peak queue={} B, \
+             tls handshakes={} failed={}",
             self.open_connections,
             self.total_connections,
             self.bytes_in,
@@ -53,7 +58,9 @@ impl fmt::Display for Stats {
             self.stale_events,
             self.accept_pauses,
             self.read_pauses,
-            self.peak_queue
+            self.peak_queue,
+            self.tls_handshakes,
+            self.tls_failures
         )
     }
 }

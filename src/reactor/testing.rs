@@ -26,8 +26,9 @@
 //! behaves the same over a socket; the end-to-end tests in `tests/` check the rest.
 
 use super::core::Core;
-use super::entry::{Io, State};
-use super::{CloseReason, Config, Handler, Token};
+use super::entry::Io;
+use super::lifecycle::State;
+use super::{Config, Handler, Token};
 use std::time::{Duration, Instant};
 
 /// A reactor core with no sockets and a clock that moves only when told.
@@ -91,22 +92,7 @@ impl TestBed {
     /// Moves the virtual clock forward by `by`, firing every timer that falls due.
     pub fn advance(&mut self, by: Duration) {
         self.core.now += by;
-        let now = self.core.now;
-        while let Some(due) = self.core.timers.pop_due(now) {
-            let Some(e) = super::core::entry_mut(&mut self.core.entries, due.token) else {
-                continue;
-            };
-            let Some(kind) = self.core.timers.settle(&mut e.timers, &due, now) else {
-                continue;
-            };
-            match kind {
-                super::timer::Kind::Handler(id) => {
-                    self.core.call(due.token, |h, cx| h.timer(cx, id))
-                }
-                super::timer::Kind::Idle => self.core.remove(due.token, CloseReason::IdleTimeout),
-                _ => {}
-            }
-        }
+        self.core.fire_timers();
         self.settle();
     }
 
@@ -158,9 +144,7 @@ impl TestBed {
     }
 
     fn settle(&mut self) {
-        while let Some(token) = self.core.dirty.pop() {
-            self.core.settle(token);
-        }
+        self.core.settle_dirty();
     }
 }
 
@@ -249,5 +233,38 @@ mod output_tests {
         let e = bed.core.get(t).expect("open");
         assert!(e.out.is_empty());
         assert_eq!(e.out.capacity(), 0, "an idle connection holds no buffer");
+    }
+}
+
+#[cfg(test)]
+mod timer_tests {
+    use super::*;
+    use crate::reactor::{CloseReason, Context};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Writes a reply and closes at once; records why it went.
+    struct Goodbye(Rc<RefCell<Option<String>>>);
+    impl Handler for Goodbye {
+        fn opened(&mut self, cx: &mut Context<'_>) {
+            cx.write(b"bye");
+            cx.close();
+        }
+        fn closed(&mut self, _cx: &mut Context<'_>, reason: &CloseReason) {
+            *self.0.borrow_mut() = Some(format!("{reason:?}"));
+        }
+    }
+
+    #[test]
+    fn a_peer_that_never_reads_is_dropped_at_the_flush_deadline_as_in_the_reactor() {
+        let mut bed = TestBed::new();
+        let why = Rc::new(RefCell::new(None));
+        let t = bed.open(Box::new(Goodbye(why.clone())));
+        // The test is the peer, and it does not take the output.
+        bed.advance(Config::default().close_timeout - Duration::from_millis(1));
+        assert!(!bed.is_closed(t), "still flushing");
+        bed.advance(Duration::from_millis(1));
+        assert!(bed.is_closed(t));
+        assert_eq!(why.borrow().as_deref(), Some("FlushTimeout"));
     }
 }
