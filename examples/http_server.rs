@@ -4,9 +4,19 @@
 //! Run:   cargo run --example http_server                    (/, /book, /stats on :8000)
 //!        cargo run --example http_server -- --dir ./public   (+ the files of ./public under /static/)
 //!        cargo run --example http_server -- --serve .        (just the files, like python -m http.server)
+//!        cargo run --example http_server -- --tls-cert cert.pem --tls-key key.pem   (HTTPS on :8443)
 //! Poke:  curl -i http://127.0.0.1:8000/
 //!        curl -H 'Accept: application/xml' http://127.0.0.1:8000/book
 //!        printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' | nc 127.0.0.1 8000
+//!        curl --cacert ca.pem https://localhost:8443/book     (with a certificate)
+//!
+//! A throwaway certificate for localhost (a CA, and a certificate it signs):
+//!        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+//!            -keyout ca.key -out ca.pem -days 30 -subj /CN=test-CA
+//!        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+//!            -keyout key.pem -out req.csr -subj /CN=localhost
+//!        openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+//!            -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1') -out cert.pem
 
 use clap::Parser;
 use netloop::cli;
@@ -22,6 +32,11 @@ struct Args {
     /// Address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8000", value_parser = cli::parse_addr)]
     addr: SocketAddr,
+    /// Address of the HTTPS listener, when a certificate is given (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8443", value_parser = cli::parse_addr)]
+    https_addr: SocketAddr,
+    #[command(flatten)]
+    tls: cli::TlsServerFlags,
     /// Also serve the files of DIR under /static/.
     #[arg(long, value_name = "DIR", conflicts_with = "serve")]
     dir: Option<PathBuf>,
@@ -38,6 +53,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
+    let Some(tls) = args.tls.load("http_server") else {
+        return ExitCode::FAILURE;
+    };
     let static_dir = |dir: &PathBuf| {
         StaticDir::new(dir).map_err(|e| {
             eprintln!("http_server: cannot serve {}: {e}", dir.display());
@@ -63,14 +81,18 @@ fn main() -> ExitCode {
     };
     let http_config = args.http.config();
     let options = http::listen_options(&http_config);
-    let bound = reactor.listen_with(
-        "http",
-        args.addr,
-        options,
-        http::factory(router, http_config),
-    );
+    // One router and one configuration for both listeners: the handlers cannot tell TLS
+    // from plain TCP, and need not.
+    let factory = http::factory(router, http_config);
+    let bound = reactor.listen_with("http", args.addr, options.clone(), factory.clone());
     if cli::announce_or_fail("http", args.addr, bound).is_none() {
         return ExitCode::FAILURE;
+    }
+    if let Some(tls) = tls {
+        let bound = reactor.listen_tls("https", args.https_addr, options, tls, factory);
+        if cli::announce_or_fail("https", args.https_addr, bound).is_none() {
+            return ExitCode::FAILURE;
+        }
     }
     cli::serve(reactor)
 }

@@ -87,3 +87,33 @@ pub fn announce_or_fail(
         }
     }
 }
+
+/// `--tls-cert PEM --tls-key PEM`: a certificate for the servers that speak TLS (HTTPS).
+/// Shared by `http_server` and the `netloop` binary.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsServerFlags {
+    /// PEM certificate chain (the server's first) for HTTPS; needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM PKCS#8 private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsServerFlags {
+    /// The certificate, if one was given. An unreadable or broken one is reported on
+    /// stderr as `<program>: TLS: <why>` and gives `None`, so the program can exit 1 before
+    /// it serves anything.
+    pub fn load(&self, program: &str) -> Option<Option<crate::reactor::ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Some(None);
+        };
+        match crate::reactor::ServerTls::from_pem_files(cert, key) {
+            Ok(tls) => Some(Some(tls)),
+            Err(e) => {
+                eprintln!("{program}: TLS: {e}");
+                None
+            }
+        }
+    }
+}

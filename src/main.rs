@@ -4,6 +4,7 @@
 //! Poke: nc 127.0.0.1 6789          (time)
 //!       nc -u 127.0.0.1 6789       (UDP echo)
 //!       http://127.0.0.1:8000/     (HTTP: a landing page linking every service)
+//!       https://localhost:8443/    (HTTPS, the same pages: with --tls-cert and --tls-key)
 //!       nc 127.0.0.1 12345         (chat: a nickname, then lines; /who /me /nick /quit)
 //!       nc 127.0.0.1 12346         (chat-raw: the lesson's framing)
 //!       echo '{"op":"list"}' | nc 127.0.0.1 5566     (file, request mode)
@@ -42,6 +43,12 @@ struct Args {
     http_port: Option<u16>,
     #[command(flatten)]
     http: HttpFlags,
+    /// TCP port of the HTTPS server (the same pages as HTTP), started when --tls-cert and
+    /// --tls-key are given [default: 8443].
+    #[arg(long, value_name = "PORT")]
+    https_port: Option<u16>,
+    #[command(flatten)]
+    tls: cli::TlsServerFlags,
     /// TCP port of the line-mode chat (lesson programs 11/12) [default: 12345].
     #[arg(long, value_name = "PORT")]
     chat_port: Option<u16>,
@@ -77,6 +84,9 @@ impl Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging();
+    let Some(tls) = args.tls.load("netloop") else {
+        return ExitCode::FAILURE;
+    };
     let mut config = Config::default();
     if let Some(n) = args.max_connections {
         config.max_connections = n;
@@ -173,18 +183,28 @@ fn main() -> ExitCode {
     let http_config = args.http.config();
     let http_addr = SocketAddr::new(args.bind, args.port(args.http_port, http::DEFAULT_PORT));
     let options = http::listen_options(&http_config);
-    let bound = reactor.listen_with(
-        "http",
-        http_addr,
-        options,
-        http::factory(router, http_config),
-    );
+    let factory = http::factory(router, http_config);
+    let bound = reactor.listen_with("http", http_addr, options.clone(), factory.clone());
     if up("http", "tcp", http_addr, bound, &|a| {
         format!("curl http://{a}/book")
     })
     .is_none()
     {
         return ExitCode::FAILURE;
+    }
+    if let Some(tls) = tls {
+        let addr = SocketAddr::new(
+            args.bind,
+            args.port(args.https_port, http::DEFAULT_TLS_PORT),
+        );
+        let bound = reactor.listen_tls("https", addr, options, tls, factory);
+        if up("https", "tls", addr, bound, &|a| {
+            format!("curl --cacert ca.pem https://localhost:{}/book", a.port())
+        })
+        .is_none()
+        {
+            return ExitCode::FAILURE;
+        }
     }
     *landing.borrow_mut() = app::landing_page(&listed);
     cli::serve(reactor)

@@ -5,7 +5,7 @@ use super::entry::Io;
 use super::handler::Handler;
 use super::lifecycle::State;
 use super::timer::{Kind, TimerId, Timers};
-use super::tls::{ClientTls, TlsRole};
+use super::tls::{ClientTls, PendingTls, TlsRole};
 use super::transport::Transport;
 use super::{Stats, Token};
 use std::io;
@@ -230,11 +230,10 @@ impl<'a> Context<'a> {
 
     /// Turns this open plaintext connection into TLS, in `role` (SMTP's STARTTLS, either
     /// side). What is queued now still goes out in plaintext (the "220 Ready to start TLS");
-    /// then the handshake runs, and everything written or read after it is encrypted.
-    /// Until the handshake begins nothing is read, so bytes a peer sent after its request
-    /// are never taken as plaintext; once it is done, reading goes on as before (the
-    /// handler gets no call: it simply keeps writing, and its output waits for the
-    /// handshake). A failed handshake closes the connection with
+    /// then the handshake runs, and what is written after this call goes out encrypted
+    /// once it is done (the handler gets no call: it simply keeps writing). Until the
+    /// handshake begins nothing is read, so bytes a peer sent after its request are never
+    /// taken as plaintext. A failed handshake closes the connection with
     /// [`CloseReason::Tls`](super::CloseReason::Tls). Does nothing on a connection that is
     /// closing or already TLS.
     pub fn start_tls(&mut self, role: TlsRole) {
@@ -269,7 +268,7 @@ pub(crate) fn connect(
     )?;
     let with_tls = tls.is_some();
     if let Some(e) = core.get_mut(token) {
-        e.tls = tls.map(Box::new);
+        e.tls = tls.map(PendingTls::new);
     }
     log::trace!(
         "  {}{token} connecting to {addr}{}",

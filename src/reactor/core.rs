@@ -11,7 +11,7 @@ use super::entry::{Entry, Io, ShowInterest, Who};
 use super::handler::{CloseReason, Handler};
 use super::lifecycle::{Input, State};
 use super::timer::{Kind, Timers};
-use super::tls::TlsRole;
+use super::tls::{PendingTls, TlsRole};
 use super::{Context, Stats, Token};
 use log::{debug, trace};
 use mio::{Interest, Registry};
@@ -165,7 +165,9 @@ impl Core {
     pub(crate) fn start_tls(&mut self, token: Token, role: TlsRole) {
         let Some(e) = self.get_mut(token) else { return };
         if e.state == State::Open && matches!(&e.io, Io::Stream(t) if !t.is_tls()) {
-            e.tls = Some(Box::new(role));
+            let mut pending = PendingTls::new(role);
+            pending.plaintext_left = e.out.len();
+            e.tls = Some(pending);
             self.mark_dirty(token);
         }
     }
@@ -333,12 +335,13 @@ impl Core {
             return;
         };
         e.dirty = false;
-        if e.out.is_empty() && udp_backlog_empty(&e.io) {
-            match e.state {
-                State::Closing => self.advance(token, Input::Flushed),
-                State::Open if e.tls.is_some() => self.advance(token, Input::UpgradeDue),
-                _ => {}
+        let flushed = e.out.is_empty() && udp_backlog_empty(&e.io);
+        match e.state {
+            State::Closing if flushed => self.advance(token, Input::Flushed),
+            State::Open if e.tls.as_ref().is_some_and(|p| p.plaintext_left == 0) => {
+                self.advance(token, Input::UpgradeDue)
             }
+            _ => {}
         }
         let high = self.config.high_water;
         let low = self.config.low_water;
@@ -455,13 +458,24 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
         Io::Stream(transport) => {
             let mut written = 0;
             let drains_on_short = transport.drains_on_short_io();
+            // A TLS upgrade was asked for: only what was queued before it goes in plaintext.
+            let mut plaintext_left = e.tls.as_ref().map(|p| p.plaintext_left);
             while !e.out.is_empty() {
-                let pending = e.out.pending();
+                let mut pending = e.out.pending();
+                if let Some(left) = plaintext_left {
+                    if left == 0 {
+                        break;
+                    }
+                    pending = &pending[..left.min(pending.len())];
+                }
                 match transport.write(pending) {
                     // The kernel accepted nothing into a non-empty buffer: treat as gone.
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         let short = n < pending.len();
+                        if let Some(left) = plaintext_left.as_mut() {
+                            *left -= n;
+                        }
                         e.out.consume(n, pool);
                         written += n;
                         stats.bytes_out += n as u64;
@@ -479,6 +493,9 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
                     // Reset, broken pipe, anything else: the connection is finished.
                     Err(err) => return Err(err),
                 }
+            }
+            if let (Some(p), Some(left)) = (e.tls.as_mut(), plaintext_left) {
+                p.plaintext_left = left;
             }
             if written > 0 {
                 trace!(

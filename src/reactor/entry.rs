@@ -9,7 +9,7 @@ use super::handler::Handler;
 use super::lifecycle::State;
 use super::mmsg::SendQueue;
 use super::timer::Slot;
-use super::tls::{ServerTls, TlsRole};
+use super::tls::{PendingTls, ServerTls};
 use super::transport::Transport;
 use mio::Interest;
 use mio::net::{TcpListener, UdpSocket};
@@ -139,7 +139,7 @@ pub(crate) struct Entry {
     /// The TLS role to take when the handshake starts: set for a TLS connect (used once
     /// connected), an accepted TLS connection, and an upgrade the handler asked for (used
     /// once the plaintext before it is flushed). Taken when the handshake begins.
-    pub tls: Option<Box<TlsRole>>,
+    pub tls: Option<Box<PendingTls>>,
     /// Counts against `Config::max_connections` (TCP connections do).
     pub counted: bool,
 }

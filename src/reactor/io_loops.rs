@@ -19,7 +19,7 @@ use super::handler::CloseReason;
 use super::lifecycle::{Input, State};
 use super::mmsg::{self, RecvBatch};
 use super::timer::Kind;
-use super::tls::TlsRole;
+use super::tls::{PendingTls, TlsRole};
 use super::transport::Transport;
 use log::{debug, trace, warn};
 use mio::Interest;
@@ -105,7 +105,7 @@ pub(crate) fn accept(core: &mut Core, token: Token) {
         };
         if let Some(e) = core.get_mut(new) {
             e.idle_timeout = idle;
-            e.tls = tls.map(|server| Box::new(TlsRole::Server(server)));
+            e.tls = tls.map(|server| PendingTls::new(TlsRole::Server(server)));
         }
         trace!(
             "  {} accepted {peer} as {} ({} open)",

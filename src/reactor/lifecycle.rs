@@ -22,6 +22,7 @@
 //!             ──► gone     │
 //!                          └── LingerTimer: the peer stopped reading ──► gone
 //!
+//!   Handshaking, NotTls (a plaintext client on a TLS port): FIN sent ──► Lingering.
 //!   Any state, End(reason) (reset, read/write error, idle timeout, abort, shutdown,
 //!   a failed connect or TLS handshake): gone at once: `closed()` runs, the socket closes.
 //! ```
@@ -84,6 +85,8 @@ pub(crate) enum Input {
     Connected,
     /// The TLS handshake finished.
     Secured,
+    /// We are the TLS server and the peer did not start a handshake (a plaintext client).
+    NotTls,
     /// The handler asked for TLS on an open connection, and the plaintext it queued before
     /// asking has all been written.
     UpgradeDue,
@@ -144,6 +147,9 @@ pub(crate) fn step(state: State, input: Input, facts: Facts) -> Option<(State, E
         (Connecting, Input::Connected) => (Open, Opened),
         (Handshaking { upgrade: false }, Input::Secured) => (Open, Opened),
         (Handshaking { upgrade: true }, Input::Secured) => (Open, Stay),
+        // Closed politely, as a plaintext client's request is read and dropped while
+        // lingering: an RST could arrive before our FIN and read as a network fault.
+        (Handshaking { .. }, Input::NotTls) => (Lingering, Fin),
         (Open, Input::UpgradeDue) => (Handshaking { upgrade: true }, Handshake),
         (Connecting | Handshaking { .. } | Open, Input::Close) => (Closing, FlushDeadline),
         (Closing, Input::Flushed) if facts.peer_eof => (Closed, Remove(CloseReason::PeerClosed)),
@@ -220,7 +226,9 @@ impl Core {
 
     /// Starts or resumes `token`'s TLS handshake, and moves it on when it is done.
     pub(crate) fn handshake(&mut self, token: Token) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = entry_mut(&mut self.entries, token) else {
+            return;
+        };
         let Io::Stream(transport) = &mut e.io else {
             return;
         };
@@ -230,6 +238,15 @@ impl Core {
                     "  {} TLS handshake: waiting for the peer",
                     Who(&e.service, token)
                 );
+            }
+            Ok(Handshake::Refused) => {
+                log::debug!(
+                    "{}: not a TLS handshake from the peer: closing",
+                    Who(&e.service, token)
+                );
+                self.stats.tls_failures += 1;
+                e.tls = None;
+                self.advance(token, Input::NotTls);
             }
             Ok(Handshake::Done) => {
                 trace!("  {} TLS handshake done", Who(&e.service, token));

@@ -115,6 +115,25 @@ pub enum TlsRole {
     },
 }
 
+/// A handshake the reactor is to start on a connection, and when.
+#[derive(Debug)]
+pub(crate) struct PendingTls {
+    pub role: TlsRole,
+    /// Queued bytes that still go out in plaintext first: what the handler had queued
+    /// when it asked for the upgrade (the "220 Ready to start TLS"). The handshake starts
+    /// when this reaches 0; anything queued after the request waits and goes encrypted.
+    pub plaintext_left: usize,
+}
+
+impl PendingTls {
+    pub(crate) fn new(role: TlsRole) -> Box<PendingTls> {
+        Box::new(PendingTls {
+            role,
+            plaintext_left: 0,
+        })
+    }
+}
+
 /// A TLS setting that could not be loaded.
 #[derive(Debug)]
 pub enum TlsConfigError {

@@ -15,7 +15,7 @@
 //!   hands back the half-done handshake (`MidHandshakeTlsStream`), kept here and resumed on
 //!   the connection's next event ([`Transport::handshake`]).
 
-use super::tls::TlsRole;
+use super::tls::{PendingTls, TlsRole};
 use mio::net::TcpStream;
 use native_tls::{HandshakeError, MidHandshakeTlsStream, TlsStream};
 use std::io::{self, Read, Write};
@@ -48,7 +48,15 @@ pub(crate) enum Handshake {
     Done,
     /// Waiting for the peer; the next readiness event resumes it.
     Pending,
+    /// We are the server and the peer's first byte is not the start of a TLS handshake
+    /// record (a plaintext client on a TLS port), or it closed before sending one. The
+    /// socket is untouched, so the connection can be closed politely (FIN, not RST).
+    Refused,
 }
+
+/// The first byte of every TLS record that carries a handshake message (RFC 8446 §5.1:
+/// `ContentType.handshake`). A ClientHello starts with it; "GET / HTTP/1.1" does not.
+const HANDSHAKE_RECORD: u8 = 22;
 
 impl Transport {
     /// The socket under the transport, to register with epoll or ask for its address.
@@ -124,25 +132,41 @@ impl Transport {
         }
     }
 
-    /// Starts or resumes the TLS handshake. `role` is taken when a plain connection starts
-    /// one; a handshake already under way ignores it. Errors are the handshake's failure
-    /// (a certificate refused, a peer that spoke something other than TLS): the socket is
+    /// Starts or resumes the TLS handshake. A plain connection starts one in the role
+    /// `pending` holds (taken then); a handshake already under way ignores it. Errors are
+    /// the handshake's failure (a certificate refused, a peer that broke off): the socket is
     /// gone then.
     pub(crate) fn handshake(
         &mut self,
-        role: &mut Option<Box<TlsRole>>,
+        pending: &mut Option<Box<PendingTls>>,
     ) -> Result<Handshake, native_tls::Error> {
         let step = match std::mem::replace(self, Transport::Closed) {
-            Transport::Tcp(sock) => match role.take().map(|r| *r) {
-                Some(TlsRole::Server(server)) => server.acceptor.accept(sock),
-                Some(TlsRole::Client { tls, server_name }) => {
-                    tls.connector.connect(&server_name, sock)
+            Transport::Tcp(sock) => {
+                // A server looks at the first byte before OpenSSL does: a plaintext client
+                // gets a clean close instead of whatever a failed handshake leaves behind.
+                if matches!(pending.as_deref(), Some(p) if matches!(p.role, TlsRole::Server(_))) {
+                    match peek_first(&sock) {
+                        Ok(Some(HANDSHAKE_RECORD)) => {}
+                        first => {
+                            *self = Transport::Tcp(sock);
+                            return Ok(match first {
+                                Ok(None) => Handshake::Pending,
+                                _ => Handshake::Refused,
+                            });
+                        }
+                    }
                 }
-                None => {
-                    *self = Transport::Tcp(sock);
-                    return Ok(Handshake::Done);
+                match pending.take().map(|p| p.role) {
+                    Some(TlsRole::Server(server)) => server.acceptor.accept(sock),
+                    Some(TlsRole::Client { tls, server_name }) => {
+                        tls.connector.connect(&server_name, sock)
+                    }
+                    None => {
+                        *self = Transport::Tcp(sock);
+                        return Ok(Handshake::Done);
+                    }
                 }
-            },
+            }
             Transport::Tls(session) => match *session {
                 Session::Handshaking(mid) => mid.handshake(),
                 done @ Session::Established(_) => {
@@ -163,5 +187,20 @@ impl Transport {
             }
             Err(HandshakeError::Failure(e)) => Err(e),
         }
+    }
+}
+
+/// The first byte waiting on `sock`, without taking it: `None` if nothing has arrived yet.
+/// The peer closing before a byte counts as an error (there is no handshake to have).
+fn peek_first(sock: &TcpStream) -> io::Result<Option<u8>> {
+    let mut first = [0u8; 1];
+    loop {
+        return match sock.peek(&mut first) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => Ok(Some(first[0])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
 }

@@ -314,3 +314,81 @@ impl ChatClient {
         assert_eq!(String::from_utf8_lossy(&rest), "");
     }
 }
+
+/// A throwaway certificate authority made with `openssl`, and certificates it signs, in a
+/// temporary directory removed on drop: what a TLS test trusts (`ca.pem`) and serves.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+}
+
+/// A certificate and its PKCS#8 key, as PEM files.
+pub struct Issued {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    /// A new CA (`ca.pem`, `ca.key`): P-256 keys, valid for two days.
+    #[track_caller]
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().expect("temp dir");
+        openssl(
+            dir.path(),
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout ca.key -out ca.pem -days 2 -subj /CN=netloop-test-CA \
+             -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign",
+        );
+        TestCa { dir }
+    }
+
+    /// The CA's certificate: what a client is told to trust.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A server certificate named `name`, valid for the subject alternative names `sans`
+    /// (`DNS:localhost,IP:127.0.0.1`), signed by this CA.
+    #[track_caller]
+    pub fn issue(&self, name: &str, sans: &str) -> Issued {
+        let dir = self.dir.path();
+        let ext = dir.join(format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={sans}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .expect("write ext");
+        openssl(
+            dir,
+            &format!(
+                "req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                 -keyout {name}.key -out {name}.csr -subj /CN={name}"
+            ),
+        );
+        openssl(
+            dir,
+            &format!(
+                "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                 -out {name}.pem -days 2 -extfile {name}.ext"
+            ),
+        );
+        let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+        Issued {
+            cert: dir.join(cert),
+            key: dir.join(key),
+        }
+    }
+}
+
+#[track_caller]
+fn openssl(dir: &std::path::Path, args: &str) {
+    let out = Command::new("openssl")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert_success(&out);
+}

@@ -34,9 +34,19 @@ use std::time::Duration;
 /// The lesson's port for the HTTP server.
 pub const DEFAULT_PORT: u16 = 8000;
 
+/// The HTTPS port when a certificate is given: 8443, the customary unprivileged stand-in
+/// for 443 (Tomcat, Jetty and most development servers use it).
+pub const DEFAULT_TLS_PORT: u16 = 8443;
+
 /// The factory for [`Reactor::listen_with`](crate::reactor::Reactor::listen_with): every
 /// connection gets an [`HttpConn`] sharing `router` and `config`.
-pub fn factory(router: Router, config: HttpConfig) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
+///
+/// Cloning it shares the router and the counters: how one service listens on a plain and
+/// a TLS port at once.
+pub fn factory(
+    router: Router,
+    config: HttpConfig,
+) -> impl FnMut(SocketAddr) -> Box<dyn Handler> + Clone {
     let shared = Shared::new(router, config);
     move |_peer| Box::new(HttpConn::new(Rc::clone(&shared)))
 }
