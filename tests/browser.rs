@@ -3,9 +3,13 @@
 //! page, and the tests read the DOM Chromium built (`--dump-dom`) rather than the bytes on
 //! the wire: what a user would see, after the browser's own parsing, decoding and escaping.
 //!
-//! Chromium talks only to 127.0.0.1: every host name resolves to nothing, no proxy, no
+//! Chromium talks only to 127.0.0.1: every host name but localhost resolves to nothing, no proxy, no
 //! background networking, and a fresh profile per run. Its stderr is noisy (D-Bus, the
 //! Debian wrapper), so it is kept and shown only when a test fails.
+//!
+//! Over HTTPS, Chromium trusts the test's throwaway CA the way a user's browser trusts
+//! one: through an NSS database in its profile (`$HOME/.pki/nssdb`), made with `certutil`
+//! (Debian's libnss3-tools). Certificate errors are never switched off wholesale.
 //!
 //! Run:   cargo test --test browser
 
@@ -30,7 +34,7 @@ const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
 const PAGE_TIMEOUT_MS: u32 = 20_000;
 
 /// Flags for every run: headless, no sandbox (CI runs as root), and nothing that would
-/// reach past loopback: host names resolve to nothing, no proxy from the environment, no
+/// reach past loopback: host names other than localhost resolve to nothing, no proxy from the environment, no
 /// QUIC, no background updates, sync or first-run pings.
 const FLAGS: [&str; 12] = [
     "--headless",
@@ -42,7 +46,8 @@ const FLAGS: [&str; 12] = [
     "--disable-component-update",
     "--disable-sync",
     "--no-proxy-server",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    // `localhost` is loopback, as everywhere (the HTTPS test's certificate names it).
+    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     // Containers often have a small /dev/shm; Chromium then crashes renderers.
     "--disable-dev-shm-usage",
     "--disable-breakpad",
@@ -91,18 +96,25 @@ impl Page {
 /// group so that a hang kills the browser and all its helpers.
 #[track_caller]
 fn chromium(args: &[&str], url: &str) -> Page {
-    use std::os::unix::process::CommandExt;
     let profile = tempfile::tempdir().expect("profile dir");
+    chromium_in(profile.path(), args, url)
+}
+
+/// [`chromium`] with a profile the caller prepared (its `HOME` too: Chromium on Linux
+/// reads trusted certificates from `$HOME/.pki/nssdb`).
+#[track_caller]
+fn chromium_in(profile: &Path, args: &[&str], url: &str) -> Page {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(chromium_path())
         .args(FLAGS)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--timeout={PAGE_TIMEOUT_MS}"))
         .args(args)
         .arg(url)
         // Keep crash reports and caches out of the user's home as well.
-        .env("HOME", profile.path())
-        .env("XDG_CONFIG_HOME", profile.path())
-        .env("XDG_CACHE_HOME", profile.path())
+        .env("HOME", profile)
+        .env("XDG_CONFIG_HOME", profile)
+        .env("XDG_CACHE_HOME", profile)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -422,5 +434,66 @@ fn chromium_screenshots_the_landing_page_as_a_png() {
     page.check(
         (size(16), size(20)) == (800, 600),
         format!("the window's size, got {}x{}", size(16), size(20)),
+    );
+}
+
+/// An NSS database under `profile/.pki/nssdb` that trusts `ca` to identify web servers.
+#[track_caller]
+fn trust_in_profile(profile: &Path, ca: &Path) {
+    let db = profile.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).expect("nssdb dir");
+    let db = format!("sql:{}", db.display());
+    let run = |args: &[&str]| {
+        let out = Command::new("certutil")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run certutil: {e}: run `apt-get install -y libnss3-tools`")
+            });
+        assert_success(&out);
+    };
+    run(&["-N", "-d", &db, "--empty-password"]);
+    let ca = ca.display().to_string();
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-t",
+        "C,,",
+        "-n",
+        "netloop-test-CA",
+        "-i",
+        &ca,
+    ]);
+}
+
+/// The `netloop` landing page over HTTPS: Chromium completes the handshake with the
+/// reactor's TLS listener, verifies the certificate against the CA in its profile, and
+/// renders the same page as over HTTP. Without that CA it must refuse the page.
+#[test]
+fn chromium_loads_the_landing_page_over_https_trusting_the_test_ca() {
+    let ca = TestCa::new();
+    let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
+    let mut cmd = Command::new(binary("netloop"));
+    cmd.args(["--any-ports", "--tls-cert"])
+        .arg(&issued.cert)
+        .arg("--tls-key")
+        .arg(&issued.key);
+    let server = spawn_server(cmd, 7);
+    let url = format!("https://localhost:{}/", server.addr("https").port());
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    trust_in_profile(profile.path(), &ca.ca_pem());
+    let page = chromium_in(profile.path(), &["--dump-dom"], &url);
+    let rows = elements(&page.dom, "tr");
+    page.check(
+        rows.iter().any(|(_, row)| row.contains("https")),
+        "the landing page, with its https row",
+    );
+
+    let untrusting = dump_dom(&url);
+    untrusting.check(
+        !untrusting.dom.contains("curl --cacert"),
+        "without the CA, no page from the server",
     );
 }
