@@ -3,8 +3,8 @@
 //! page, and the tests read the DOM Chromium built (`--dump-dom`) rather than the bytes on
 //! the wire: what a user would see, after the browser's own parsing, decoding and escaping.
 //!
-//! Chromium talks only to 127.0.0.1: every host name but localhost resolves to nothing, no proxy, no
-//! background networking, and a fresh profile per run. Its stderr is noisy (D-Bus, the
+//! Chromium talks only to 127.0.0.1: every host name but localhost resolves to nothing,
+//! no proxy, no background networking, and a fresh profile per run. Its stderr is noisy (D-Bus, the
 //! Debian wrapper), so it is kept and shown only when a test fails.
 //!
 //! Over HTTPS, Chromium trusts the test's throwaway CA the way a user's browser trusts
