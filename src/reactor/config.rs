@@ -35,6 +35,10 @@ pub struct Config {
     /// After EMFILE/ENFILE on accept, how long before trying again. 100 ms: short enough to
     /// be unnoticeable, long enough not to spin while the process is out of descriptors.
     pub accept_retry: Duration,
+    /// How host names become addresses, on the lookup threads (see `resolver.rs`): the
+    /// system's `getaddrinfo` by default. Tests put a stand-in here (a slow one, one that
+    /// knows test names) so that nothing leaves the machine.
+    pub resolver: super::resolver::ResolveFn,
 }
 
 /// Descriptors kept free for everything that is not a connection: listeners, the epoll
@@ -76,6 +80,7 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             close_timeout: Duration::from_secs(10),
             accept_retry: Duration::from_millis(100),
+            resolver: super::resolver::getaddrinfo,
         }
     }
 }

@@ -4,6 +4,7 @@ use super::core::{Core, entry_mut};
 use super::entry::Io;
 use super::handler::Handler;
 use super::lifecycle::State;
+use super::resolver::{self, Resolve};
 use super::timer::{Kind, TimerId, Timers};
 use super::tls::{ClientTls, PendingTls, TlsRole};
 use super::transport::Transport;
@@ -243,6 +244,19 @@ impl<'a> Context<'a> {
     /// Is this connection TLS (established or handshaking)?
     pub fn is_tls(&self) -> bool {
         matches!(self.core.get(self.me).map(|e| &e.io), Some(Io::Stream(t)) if t.is_tls())
+    }
+
+    /// The addresses of `host`, to connect to `port`: at once for an IP literal or
+    /// `localhost`, else from a lookup thread, delivered to this handler's
+    /// [`resolved`](super::Handler::resolved) (see `resolver.rs`: `getaddrinfo` blocks,
+    /// so it never runs on the loop). Fails only if no lookup thread can be started.
+    pub fn resolve(&mut self, host: &str, port: u16) -> io::Result<Resolve> {
+        if let Some(addrs) = resolver::without_lookup(host, port) {
+            return Ok(Resolve::Ready(addrs));
+        }
+        log::trace!("  {}{} looking up {host}", self.service(), self.me);
+        let id = self.core.resolver.lookup(self.me, host, port)?;
+        Ok(Resolve::Pending(id))
     }
 
     /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).

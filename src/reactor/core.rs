@@ -10,17 +10,19 @@ use super::config::{Config, UDP_BACKLOG_MAX};
 use super::entry::{Entry, Io, ShowInterest, Who};
 use super::handler::{CloseReason, Handler};
 use super::lifecycle::{Input, State};
+use super::resolver::Resolver;
 use super::timer::{Kind, Timers};
 use super::tls::{PendingTls, TlsRole};
 use super::{Context, Stats, Token};
 use log::{debug, trace};
-use mio::{Interest, Registry};
+use mio::{Interest, Registry, Waker};
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Bytes one connection may write in one `settle` when its handler keeps refilling the
@@ -49,11 +51,14 @@ pub(crate) struct Core {
     pub shutdown_requested: bool,
     /// Set once a shutdown has begun: the moment remaining connections are dropped.
     pub shutdown_deadline: Option<Instant>,
+    /// Name lookups, off the loop.
+    pub resolver: Resolver,
 }
 
 impl Core {
-    pub(crate) fn new(registry: Registry, config: Config) -> Core {
+    pub(crate) fn new(registry: Registry, waker: Arc<Waker>, config: Config) -> Core {
         Core {
+            resolver: Resolver::new(config.resolver, waker),
             entries: Slab::new(),
             generations: super::token::Generations::new(),
             timers: Timers::default(),
@@ -216,6 +221,23 @@ impl Core {
         }
         udp.queue.push(bytes, to);
         self.mark_dirty(token);
+    }
+
+    /// Hands every finished name lookup to the handler that asked for it.
+    pub(crate) fn deliver_lookups(&mut self) {
+        for answer in self.resolver.collect() {
+            match &answer.result {
+                Ok(addrs) => trace!(
+                    "  lookup of {} for {}: {} address(es)",
+                    answer.host,
+                    answer.token,
+                    addrs.len()
+                ),
+                Err(e) => trace!("  lookup of {} for {}: {e}", answer.host, answer.token),
+            }
+            let (id, result) = (answer.id, answer.result);
+            self.call(answer.token, |h, cx| h.resolved(cx, id, result));
+        }
     }
 
     /// Drops the timer heap's stale entries once they outnumber the live ones (see
@@ -545,7 +567,7 @@ fn with_source(
         },
         Io::Udp(u) => f(&mut u.sock),
         Io::Stdin(s) if s.pollable => f(&mut mio::unix::SourceFd(&0)),
-        Io::Stdin(_) | Io::Detached => Ok(()),
+        Io::Stdin(_) | Io::Detached | Io::Task => Ok(()),
     }
 }
 

@@ -34,6 +34,9 @@ pub(crate) enum Io {
     Stdin(Stdin),
     /// No socket at all: a connection of a [`TestBed`](super::testing::TestBed).
     Detached,
+    /// No socket either: a task ([`Reactor::spawn`](super::Reactor::spawn)), whose handler
+    /// lives on timers, name lookups and the connections it opens.
+    Task,
 }
 
 /// Which kind of [`Io`] an entry has, without borrowing it.
@@ -44,6 +47,7 @@ pub(crate) enum Source {
     Udp,
     Stdin,
     Detached,
+    Task,
 }
 
 impl fmt::Display for Source {
@@ -54,6 +58,7 @@ impl fmt::Display for Source {
             Source::Udp => "udp",
             Source::Stdin => "stdin",
             Source::Detached => "detached",
+            Source::Task => "task",
         })
     }
 }
@@ -66,6 +71,7 @@ impl Io {
             Io::Udp(_) => Source::Udp,
             Io::Stdin(_) => Source::Stdin,
             Io::Detached => Source::Detached,
+            Io::Task => Source::Task,
         }
     }
 }

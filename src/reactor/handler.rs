@@ -1,6 +1,6 @@
 //! The one trait a protocol implements to live in the reactor.
 
-use super::{Context, TimerId};
+use super::{Context, LookupId, TimerId};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -55,6 +55,17 @@ pub trait Handler {
     /// chunk.
     fn drained(&mut self, cx: &mut Context<'_>) {
         let _ = cx;
+    }
+
+    /// A name lookup started with [`Context::resolve`] finished: the addresses to try, in
+    /// order, or why there are none. Runs on the loop; the lookup ran on a helper thread.
+    fn resolved(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: LookupId,
+        result: io::Result<Vec<SocketAddr>>,
+    ) {
+        let _ = (cx, id, result);
     }
 
     /// A timer armed with [`Context::set_timer`] fired.

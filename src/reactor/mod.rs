@@ -35,6 +35,7 @@ mod handler;
 mod io_loops;
 mod lifecycle;
 mod mmsg;
+pub mod resolver;
 mod stats;
 pub mod testing;
 mod timer;
@@ -45,6 +46,7 @@ mod transport;
 pub use config::{Config, FD_RESERVE, READ_BUFFER, open_file_limit};
 pub use context::Context;
 pub use handler::{CloseReason, Handler};
+pub use resolver::{LookupId, Resolve};
 pub use stats::Stats;
 pub use timer::TimerId;
 pub use tls::{ClientTls, ServerTls, TlsConfigError, TlsRole};
@@ -122,7 +124,7 @@ impl Reactor {
         Ok(Reactor {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL),
-            core: Core::new(registry, config),
+            core: Core::new(registry, Arc::clone(&waker), config),
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
             waker,
             shutdown_requested: Arc::new(AtomicBool::new(false)),
@@ -286,6 +288,18 @@ impl Reactor {
         context::connect(&mut self.core, service.into(), addr, Some(role), handler)
     }
 
+    /// Adds a task: an entry with no socket, whose handler runs on timers, name lookups
+    /// ([`Context::resolve`]) and the connections it opens ([`Context::connect`]). Its
+    /// `opened` runs now; it leaves when it closes itself. The HTTP client's session and
+    /// the downloader are tasks: the work outlives any one connection.
+    pub fn spawn(&mut self, service: &str, handler: Box<dyn Handler>) -> io::Result<Token> {
+        let token = self
+            .core
+            .insert(service.into(), Io::Task, State::Open, None, Some(handler))?;
+        self.core.call(token, |h, cx| h.opened(cx));
+        Ok(token)
+    }
+
     /// Reads standard input through the reactor: `handler.data` gets what the user types
     /// (a line at a time from a terminal), `handler.eof` gets end of input. No thread.
     pub fn add_stdin(&mut self, service: &str, handler: Box<dyn Handler>) -> io::Result<Token> {
@@ -407,10 +421,12 @@ impl Reactor {
         for event in self.events.iter() {
             self.core.stats.events += 1;
             match event.token() {
+                // Another thread wants the loop: a shutdown, or finished name lookups.
                 token::WAKER => {
                     if self.shutdown_requested.load(Ordering::Acquire) {
                         self.core.shutdown_requested = true;
                     }
+                    self.core.deliver_lookups();
                 }
                 token::SIGNALS => {
                     if let Some(signals) = &mut self.signals {
@@ -473,7 +489,7 @@ impl Reactor {
                             }
                         }
                         Source::Stdin => read_stdin(&mut self.core, &mut self.read_buf, token),
-                        Source::Detached => {}
+                        Source::Detached | Source::Task => {}
                     }
                 }
             }

@@ -49,8 +49,9 @@ impl TestBed {
     pub fn new() -> TestBed {
         let poll = mio::Poll::new().expect("epoll_create");
         let registry = poll.registry().try_clone().expect("registry");
+        let waker = mio::Waker::new(poll.registry(), super::token::WAKER).expect("waker");
         TestBed {
-            core: Core::new(registry, Config::default()),
+            core: Core::new(registry, std::sync::Arc::new(waker), Config::default()),
             _poll: poll,
         }
     }
