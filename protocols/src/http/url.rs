@@ -1,76 +1,28 @@
 //! Percent-decoding of paths and `application/x-www-form-urlencoded` query strings.
 //!
 //! Read RFC 3986 §2.1 (percent-encoding) and the WHATWG URL standard §5.1
-//! (application/x-www-form-urlencoded parsing). Both are small enough to write out here
-//! rather than pull in `url` and `percent-encoding`; the rules are the WHATWG ones: a `%`
-//! not followed by two hex digits stays as it is, `+` means space in a form (never in a
-//! path), and bytes that are not UTF-8 become U+FFFD.
+//! (application/x-www-form-urlencoded parsing). The decoding itself is done by
+//! `percent-encoding` and `form_urlencoded`, the two crates the `url` crate is built on; this
+//! file only fixes which rules apply where, and its tests pin them: a `%` not followed by two
+//! hex digits stays as it is, `+` means space in a form (never in a path), and bytes that are
+//! not UTF-8 become U+FFFD in a form (a path stays bytes; the caller decides).
 
 use std::borrow::Cow;
 
 /// Percent-decodes a path into bytes. `%2F` becomes `/` and `%00` a NUL byte, so a caller
 /// that maps paths to files must check the decoded segments (`..`, NUL, `/`) itself.
-/// Borrows when there is nothing to decode.
+/// Borrows when there is nothing to decode (a lone `%`, as in `%zz`, decodes to nothing and
+/// so borrows too).
 pub fn decode_path(path: &str) -> Cow<'_, [u8]> {
-    percent_decode(path.as_bytes(), false)
+    // `percent_decode_str` never treats `+` as space: that rule belongs to forms only.
+    percent_encoding::percent_decode_str(path).into()
 }
 
 /// The (name, value) pairs of a query string such as `a=1&b=two+words&c=%C3%A9`, in order.
 /// Empty pieces (`&&`) are skipped; a piece without `=` has an empty value. Each part borrows
 /// when it needs no decoding.
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    query
-        .split('&')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            (form_decode(name), form_decode(value))
-        })
-}
-
-/// One form-encoded name or value: `+` is space, then percent-decoding, then UTF-8 (lossy).
-fn form_decode(text: &str) -> Cow<'_, str> {
-    match percent_decode(text.as_bytes(), true) {
-        Cow::Borrowed(_) => Cow::Borrowed(text),
-        Cow::Owned(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => Cow::Owned(s),
-            Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        },
-    }
-}
-
-/// Replaces `%XX` with the byte it names (and `+` with space if `plus_is_space`).
-fn percent_decode(input: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
-    let special = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
-    let Some(first) = input.iter().position(special) else {
-        return Cow::Borrowed(input);
-    };
-    let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
-    let mut i = first;
-    while i < input.len() {
-        match input[i] {
-            b'%' => match (
-                input.get(i + 1).and_then(hex),
-                input.get(i + 2).and_then(hex),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
+    form_urlencoded::parse(query.as_bytes())
 }
 
 #[cfg(test)]
@@ -123,5 +75,12 @@ mod tests {
         assert_eq!(&*decode_path("/a%20b+c/%2e%2E/%00"), b"/a b+c/../\0");
         assert_eq!(&*decode_path("/%E2%82%AC"), "/€".as_bytes());
         assert!(matches!(decode_path("/plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn paths_keep_bad_escapes_and_non_utf8_bytes() {
+        assert_eq!(&*decode_path("/100%/%zz/%4"), b"/100%/%zz/%4");
+        assert_eq!(&*decode_path("/a%FFb"), b"/a\xFFb");
+        assert_eq!(pairs("a+b=c+d%2b"), vec![kv("a b", "c d+")]);
     }
 }
