@@ -23,7 +23,10 @@
 
 mod common;
 
-use common::{Server, accepts, bench_dir, cpu_seconds, env_or, median, start_netloop, start_peer};
+use common::{
+    Server, accepts, bench_dir, cpu_seconds, env_or, median, start_netloop, start_peer, us,
+    us_json, wrk_errors, wrk_percentile_us, wrk_rps,
+};
 use std::process::Command;
 use std::time::Instant;
 
@@ -34,46 +37,6 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     server_cpu: f64,
-}
-
-/// wrk's latency figures ("50%    1.23ms") in microseconds; NaN where wrk has none. With a
-/// pipelining script wrk times one request per batch and prints 0 past the median: that is
-/// "not measured", not zero.
-fn percentile(out: &str, label: &str) -> f64 {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|v| {
-            let v = v.trim();
-            let (num, unit) =
-                v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
-            let n: f64 = num.parse().ok()?;
-            Some(match unit {
-                "us" => n,
-                "ms" => n * 1e3,
-                "s" => n * 1e6,
-                _ => n,
-            })
-        })
-        .filter(|us| *us > 0.0)
-        .unwrap_or(f64::NAN)
-}
-
-/// A latency for the table: `-` where there is none.
-fn us(v: f64) -> String {
-    if v.is_nan() {
-        "-".into()
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-/// A latency for the JSON: `null` where there is none.
-fn us_json(v: f64) -> String {
-    if v.is_nan() {
-        "null".into()
-    } else {
-        format!("{v:.0}")
-    }
 }
 
 fn measure(server: &Server, conns: &str, mode: &str, duration: &str) -> Run {
@@ -104,20 +67,9 @@ fn measure(server: &Server, conns: &str, mode: &str, duration: &str) -> Run {
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(server.child.id()) - before;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let rps: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec from wrk: {text}"));
-    if text.contains("Socket errors") || text.contains("Non-2xx") {
-        eprintln!(
-            "  warning ({} {mode} {conns}): {}",
-            server.name,
-            text.lines()
-                .filter(|l| l.contains("errors") || l.contains("Non-2xx"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+    let rps = wrk_rps(&text);
+    if let Some(errors) = wrk_errors(&text) {
+        eprintln!("  warning ({} {mode} {conns}): {errors}", server.name);
     }
     let server_cpu = cpu / wall;
     Run {
@@ -127,8 +79,8 @@ fn measure(server: &Server, conns: &str, mode: &str, duration: &str) -> Run {
         } else {
             f64::NAN
         },
-        p50_us: percentile(&text, "50%"),
-        p99_us: percentile(&text, "99%"),
+        p50_us: wrk_percentile_us(&text, "50%"),
+        p99_us: wrk_percentile_us(&text, "99%"),
         server_cpu,
     }
 }
@@ -238,14 +190,7 @@ fn main() {
 /// The floor, `examples/http_floor.rs`, on CPU 0 (built here: benches do not build
 /// examples), ready once it has announced its address.
 fn start_floor() -> Server {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--example", "http_floor"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build --example http_floor");
-    assert!(status.success(), "building the floor failed");
-    let bin =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/http_floor");
+    let bin = common::build_example("http_floor");
     let mut child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(bin)

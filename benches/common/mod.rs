@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 /// `$name`, or `default` if unset.
@@ -61,6 +62,44 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Builds example `name` in release mode (benches do not build examples) and returns the
+/// binary's path.
+pub fn build_example(name: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap_or_else(|e| panic!("cargo build --example {name}: {e}"));
+    assert!(status.success(), "building example {name} failed");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/release/examples/{name}"))
+}
+
+/// The processes to kill if the bench panics.
+static KILL_ON_PANIC: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// SIGKILLs `pid` if the bench panics. The bench profile aborts on panic, so no `Drop`
+/// runs then and the servers would outlive the bench: a panic hook kills them instead.
+pub fn kill_on_panic(pid: u32) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            // try_lock: a panic while the list is locked must not deadlock in its own hook.
+            if let Ok(pids) = KILL_ON_PANIC.try_lock() {
+                for &pid in pids.iter() {
+                    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+        }));
+    });
+    KILL_ON_PANIC
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(pid);
 }
 
 /// Starts the `netloop` binary on CPU 0 with every service on a free port, plus `extra`
@@ -132,6 +171,64 @@ pub fn start_peer(
 /// True once a TCP connection to `addr` succeeds.
 pub fn accepts(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect(addr).is_ok()
+}
+
+/// `Requests/sec` from wrk's output.
+pub fn wrk_rps(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec from wrk: {out}"))
+}
+
+/// wrk's latency figures ("50%    1.23ms") in microseconds; NaN where wrk has none. With a
+/// pipelining script wrk times one request per batch and prints 0 past the median: that is
+/// "not measured", not zero.
+pub fn wrk_percentile_us(out: &str, label: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|v| {
+            let v = v.trim();
+            let (num, unit) =
+                v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+            let n: f64 = num.parse().ok()?;
+            Some(match unit {
+                "us" => n,
+                "ms" => n * 1e3,
+                "s" => n * 1e6,
+                _ => n,
+            })
+        })
+        .filter(|us| *us > 0.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// wrk's error lines (`Socket errors: ...`, `Non-2xx ...`) joined, if it printed any.
+pub fn wrk_errors(out: &str) -> Option<String> {
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("Socket errors") || l.contains("Non-2xx"))
+        .map(str::trim)
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+/// A latency for a table: `-` where there is none.
+pub fn us(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A latency for the JSON: `null` where there is none.
+pub fn us_json(v: f64) -> String {
+    if v.is_nan() {
+        "null".into()
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 /// CPU time (user + system) process `pid` has used so far, in seconds.
