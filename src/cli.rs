@@ -7,7 +7,13 @@ use std::net::SocketAddr;
 /// Logs go to stderr; `RUST_LOG` chooses what (`RUST_LOG=netloop=trace` shows every tick).
 /// Without it, netloop's own info messages are shown.
 pub fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("netloop=info"))
+    init_logging_at("netloop=info");
+}
+
+/// [`init_logging`] with another filter when `RUST_LOG` is not set (a client's `-v` asks
+/// for `netloop=trace`: the connection's life, tick by tick).
+pub fn init_logging_at(default_filter: &str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
         .format_timestamp_micros()
         .init();
 }
