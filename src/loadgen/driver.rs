@@ -5,7 +5,7 @@
 //! turns "send one request" into bytes and received bytes into "this many responses
 //! finished". Adding chat, file or SMTP load means one more `Driver`, nothing else.
 
-use netloop_protocols::http::{ResponseError, ResponseFramer};
+use netloop_protocols::http::{ClientConn, ResponseError, ResponseEvent};
 use netloop_protocols::time as time_proto;
 use std::fmt;
 
@@ -38,7 +38,7 @@ pub struct Answers {
 /// The server broke its protocol: the connection is dropped and counted as an error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BadResponse {
-    /// HTTP framing the [`ResponseFramer`] refused.
+    /// HTTP framing the [`ClientConn`] refused.
     Http(ResponseError),
     /// The time service sent more than a time's worth of bytes.
     Time(time_proto::Error),
@@ -85,10 +85,17 @@ pub trait Driver {
 }
 
 /// `GET path` over keep-alive HTTP/1.1, pipelined up to the plan's depth.
+///
+/// The request bytes are made once and copied per request; the responses are framed by
+/// the protocols crate's [`ClientConn`], told of each request with `expect_response`.
+/// Body bytes are only counted past, never copied, and heads are recycled: a response
+/// costs no allocation.
 #[derive(Debug)]
 pub struct HttpGet {
     request: Vec<u8>,
-    framer: ResponseFramer,
+    conn: ClientConn,
+    /// The response being read has a 2xx status.
+    success: bool,
 }
 
 impl HttpGet {
@@ -97,8 +104,29 @@ impl HttpGet {
     pub fn new(host: &str, path: &str) -> HttpGet {
         HttpGet {
             request: format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes(),
-            framer: ResponseFramer::default(),
+            conn: ClientConn::default(),
+            success: false,
         }
+    }
+
+    /// Drains the connection's events for `input`, counting the responses that ended.
+    fn frame(&mut self, mut input: &[u8]) -> Result<Answers, ResponseError> {
+        let mut answers = Answers::default();
+        while let Some(event) = self.conn.poll_event(&mut input)? {
+            match event {
+                ResponseEvent::Head(head) => {
+                    self.success = (200..300).contains(&head.status);
+                    self.conn.recycle(head);
+                }
+                ResponseEvent::Body(_) => {}
+                ResponseEvent::End { keep_alive } => {
+                    answers.complete += 1;
+                    answers.unsuccessful += usize::from(!self.success);
+                    answers.closing |= !keep_alive;
+                }
+            }
+        }
+        Ok(answers)
     }
 }
 
@@ -109,26 +137,23 @@ impl Driver for HttpGet {
 
     fn write_request(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.request);
+        self.conn.expect_response(false);
     }
 
     fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Answers, BadResponse> {
-        self.framer.handle_bytes(bytes);
-        let mut answers = Answers::default();
-        while let Some(done) = self.framer.poll_response().map_err(BadResponse::Http)? {
-            answers.complete += 1;
-            if !(200..300).contains(&done.status) {
-                answers.unsuccessful += 1;
-            }
-            answers.closing |= done.closing;
-        }
-        Ok(answers)
+        self.frame(bytes).map_err(BadResponse::Http)
     }
 
     fn handle_eof(&mut self) -> Result<Answers, BadResponse> {
-        if self.framer.is_idle() {
-            Ok(Answers::default())
-        } else {
-            Err(BadResponse::CutShort)
+        self.conn.handle_eof();
+        match self.frame(&[]) {
+            // A body delimited by the close ends here, with its answer counted.
+            Ok(answers) => Ok(answers),
+            Err(ResponseError::Truncated) => Err(BadResponse::CutShort),
+            // Requests still in flight with no byte of their answers: the generator counts
+            // those itself (a reset, or a retry after the server said it closes).
+            Err(ResponseError::NoResponse) => Ok(Answers::default()),
+            Err(e) => Err(BadResponse::Http(e)),
         }
     }
 }
@@ -160,5 +185,78 @@ impl Driver for TimeConnect {
             closing: true,
             bytes: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    fn sent(n: usize) -> HttpGet {
+        let mut driver = HttpGet::new("h", "/");
+        let mut out = Vec::new();
+        for _ in 0..n {
+            driver.write_request(&mut out);
+        }
+        assert_eq!(out, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n".repeat(n));
+        driver
+    }
+
+    #[test]
+    fn http_get_counts_answers_however_they_arrive() {
+        let input = [
+            OK,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        ]
+        .concat();
+        for size in 1..=input.len() {
+            let mut driver = sent(4);
+            let mut total = Answers::default();
+            for piece in input.chunks(size) {
+                let a = driver.handle_bytes(piece).unwrap();
+                total.complete += a.complete;
+                total.unsuccessful += a.unsuccessful;
+                total.closing |= a.closing;
+            }
+            assert_eq!(
+                (total.complete, total.unsuccessful, total.closing),
+                (4, 1, true)
+            );
+            assert_eq!(driver.handle_eof(), Ok(Answers::default()));
+        }
+    }
+
+    #[test]
+    fn http_get_reports_what_went_wrong() {
+        let mut cut = sent(1);
+        assert_eq!(cut.handle_bytes(&OK[..OK.len() - 1]).unwrap().complete, 0);
+        assert_eq!(cut.handle_eof(), Err(BadResponse::CutShort));
+        // Closed before answering at all: the generator's own count (a reset) covers it.
+        assert_eq!(sent(2).handle_eof(), Ok(Answers::default()));
+        let mut bad = sent(1);
+        let two_lengths = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(
+            bad.handle_bytes(two_lengths),
+            Err(BadResponse::Http(ResponseError::ConflictingLength))
+        );
+        let mut extra = sent(1);
+        assert_eq!(
+            extra.handle_bytes(&[OK, OK].concat()),
+            Err(BadResponse::Http(ResponseError::Unexpected))
+        );
+        // A body that runs until the close is answered at the close.
+        let mut until_close = sent(1);
+        assert_eq!(
+            until_close
+                .handle_bytes(b"HTTP/1.1 200 OK\r\n\r\nok")
+                .map(|a| a.complete),
+            Ok(0)
+        );
+        let at_eof = until_close.handle_eof().unwrap();
+        assert_eq!((at_eof.complete, at_eof.closing), (1, true));
     }
 }

@@ -1,4 +1,5 @@
-//! The request body decoder: where the body ends and which bytes are data.
+//! The body decoder: where a request body (or, for `client.rs`, a response body) ends and
+//! which bytes are data.
 //!
 //! Read RFC 9112 §6.2 (Content-Length), §7.1 (chunked coding: chunk-size, chunk-ext,
 //! last-chunk), §7.1.1 (extensions: a recipient ignores the ones it does not understand),
@@ -97,6 +98,13 @@ impl BodyDecoder {
     /// True once the whole body, trailers included, has been read.
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// True while the trailer section is being read. It is scanned in place, so until it is
+    /// complete `decode` consumes none of it: a caller that cannot keep unconsumed input
+    /// (the client, whose input is the caller's read) buffers it and passes the buffer.
+    pub(crate) fn in_trailers(&self) -> bool {
+        matches!(self.state, State::Trailers(_))
     }
 
     /// The trailer fields of a finished chunked body (empty otherwise).
@@ -206,7 +214,9 @@ impl BodyDecoder {
             }
             (State::SizeLf { size: 0 }, b'\n') => State::Trailers(LineScan::trailers()),
             (State::SizeLf { size }, b'\n') => {
-                self.total += size;
+                // Saturating: a client decodes with no body limit (`u64::MAX`), and the
+                // total then only has to stay a bound, not an exact count.
+                self.total = self.total.saturating_add(size);
                 State::Data(size)
             }
             (State::SizeLf { .. }, _) => {

@@ -1,357 +1,690 @@
-//! The client's side, as little of it as a load generator needs: frame pipelined
-//! responses (status line, header section, `Content-Length` body) as their bytes arrive.
+//! The client side of one HTTP/1.1 connection: requests out, response events in.
 //!
 //! # Read first
 //!
-//! - RFC 9112 §4 (status line), §6.3 (message body length: which responses have no body,
-//!   and how the rest say where they end), §9.3.2 (pipelining: responses come back in the
-//!   order the requests went out, so counting them is matching them).
+//! - RFC 9112 §3 (request line, §3.2 Host), §4 (status line), §5 (field lines, §5.2
+//!   obs-fold), **§6.3 (message body length)**: which responses have no body whatever their
+//!   fields say (HEAD, 1xx, 204, 304), and how the rest say where they end (chunked,
+//!   Content-Length, or the close), §7.1 (chunked coding), §9.3 and §9.3.2 (persistence,
+//!   pipelining: responses come back in the order the requests went out, so a queue of what
+//!   was asked is all the matching there is), §9.6 (tear-down).
+//! - RFC 9110 §7.6.1 (Connection), §9.3.2 (HEAD), §15.2 (1xx: interim, skipped here;
+//!   §15.2.2 101 is an upgrade, which this client never asks for).
+//! - h11's `_connection.py`: its client role is the model, with the server's half named
+//!   as h11 names it.
 //!
-//! # States
+//! # States (the server's half, as the client sees it)
 //!
 //! ```text
-//!   Head ── empty line ends the head ──► Body(n) ── n body bytes ──► Head
-//!     │                                   (n = 0: straight back to Head)
-//!     └── garbage, a head over the limit, or a framing this module does not do ──► Broken
+//!            write_request / expect_response queue what is expected (any number: pipelining)
+//!
+//!  Head ──complete head──► (1xx but 101: dropped, still Head)
+//!   │  └─ status 101 ────► Broken(Upgrade)
+//!   ├─ HEAD / 204 / 304, or Content-Length: 0 ──► EndDue ──► End ──► Head (keep-alive)
+//!   │                                                          └───► MustClose (otherwise)
+//!   └─ body ──► SendBody(Length | Chunked | UntilClose) ──last byte (or EOF)──► EndDue
+//!  any state ── a framing error, bytes nobody asked for, EOF mid-response ──► Broken
 //! ```
 //!
-//! Only the head is buffered (bounded by [`MAX_RESPONSE_HEAD`]); body bytes are counted and
-//! dropped, so a generator holds no response in memory. `Transfer-Encoding` and bodies
-//! delimited by the close are refused as [`ResponseError::Unsupported`]: a teaching
-//! simplification (a generator talks to servers whose answers it knows), said here so that
-//! nobody takes this for a general HTTP client.
+//! `Head` with nothing expected is h11's `IDLE`: a byte arriving then is
+//! [`ResponseError::Unexpected`]. `MustClose` follows an `End { keep_alive: false }`: the
+//! server will close, nothing more is read, and requests still queued went unanswered
+//! ([`ClientConn::outstanding`] says how many).
+//!
+//! # The one exception to the `handle_bytes` / `poll_event` grammar
+//!
+//! Elsewhere in this crate input is handed over with `handle_bytes` and buffered, then
+//! drained with `poll_event`. Here [`ClientConn::poll_event`] takes the input itself and
+//! yields body data as slices **of that input**: a client's responses are mostly body (a
+//! 1 GiB download), and buffering it would mean one memcpy of every byte for nothing. Only
+//! a head (and a trailer section) that arrives in pieces is copied, line by line, into a
+//! buffer bounded by [`ClientLimits::max_head`]; a head that arrives whole is parsed where
+//! it lies (`client_head.rs`) and copied once, into the [`ResponseHead`] it becomes.
 
 use std::collections::VecDeque;
+use std::fmt;
 
-/// Longest response head (status line and fields) the framer buffers. 64 KiB: far beyond
-/// any real response head (nginx's default proxy buffer for one is 4-8 KiB) and small
-/// enough that a server that never ends its head cannot grow a connection without bound.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+use super::body::BodyDecoder;
+use super::client_head::{HeadScan, ResponseFraming, ResponseHead, parse_head, parse_whole_head};
+use super::error::HttpError;
+use super::head::{Scan, find_lf};
+use super::limits::Limits;
+use super::request::{BodyFraming, list};
+use super::response::{is_field_text, is_tchar, write_decimal};
 
-/// Most header fields parsed in one response: httparse's slots live on the stack. 64 is
-/// twice what a verbose server (a CDN edge with tracing headers) sends.
-const MAX_RESPONSE_FIELDS: usize = 64;
-
-/// One complete response, body and all.
+/// Limits on what one connection's responses may make the client buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseDone {
-    /// The status code.
-    pub status: u16,
-    /// Body bytes (the `Content-Length`).
-    pub body_len: u64,
-    /// The server said `Connection: close` (or answered HTTP/1.0 without keep-alive): no
-    /// more responses follow on this connection.
-    pub closing: bool,
+pub struct ClientLimits {
+    /// Longest response head (status line, field lines, the empty line), and likewise
+    /// longest trailer section of a chunked body. Default 64 KiB: far beyond any real
+    /// response head (nginx's default `proxy_buffer_size` for one is 4-8 KiB; curl allows
+    /// 100 KiB of headers in all) and small enough that a server that never ends its head
+    /// cannot grow a connection without bound. Body bytes are never buffered: no limit.
+    pub max_head: usize,
+    /// Most field lines in one head (or trailer section). Default 100, hyper's
+    /// `DEFAULT_MAX_HEADERS`, three times what a verbose server (a CDN edge adding tracing
+    /// fields) sends. Clamped to [`MAX_HEADERS_CAP`](crate::http::MAX_HEADERS_CAP): httparse's slots live on the stack.
+    pub max_fields: usize,
 }
 
-/// The server broke HTTP/1.1, or used a framing this module does not do.
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_head: 64 * 1024,
+            max_fields: 100,
+        }
+    }
+}
+
+/// A request to serialise with [`ClientConn::write_request`]. `host` becomes the `Host`
+/// field (RFC 9112 §3.2: every HTTP/1.1 request has one); a non-empty `body`, or a method
+/// of POST, PUT or PATCH, gets a `Content-Length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The method, a token, case-sensitive (`GET`).
+    pub method: &'a str,
+    /// The request-target as it goes on the wire (`/path?query`), visible ASCII.
+    pub target: &'a str,
+    /// The `Host` value (`example.com:8080`); may be empty (RFC 9112 §3.2).
+    pub host: &'a str,
+    /// More fields, in order. Not `Host`, `Content-Length` or `Transfer-Encoding`: those
+    /// are written from the other arguments. `Connection: close` is honoured: the
+    /// response to this request is then the connection's last.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body (no chunked request bodies: its length is always known here).
+    pub body: &'a [u8],
+}
+
+/// What the server sent, in order: per response one `Head`, any number of `Body` pieces,
+/// one `End`. Interim (1xx) responses are consumed without an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResponseError {
-    /// The head is not a valid status line and fields.
-    Malformed,
-    /// The head grew past [`MAX_RESPONSE_HEAD`] without ending.
-    HeadTooLarge,
-    /// `Content-Length` is missing, repeated with different values, or not a number.
-    BadLength,
-    /// `Transfer-Encoding` or a body delimited by the close: not done here (see module docs).
-    Unsupported,
+pub enum ResponseEvent<'i> {
+    /// A final response's head. Boxed: it is a dozen words; hand it back with
+    /// [`ClientConn::recycle`] to reuse its buffers for the next one.
+    Head(Box<ResponseHead>),
+    /// Body bytes, de-chunked: a slice of the input passed to [`ClientConn::poll_event`]
+    /// (how the body is cut into pieces depends on how it arrived). Never empty.
+    Body(&'i [u8]),
+    /// The response is complete. `keep_alive`: the connection can carry the next response
+    /// (HTTP/1.1 unless either side said `Connection: close`; HTTP/1.0 only with
+    /// `Connection: keep-alive`; never after a body that ran until the close).
+    End {
+        /// See above.
+        keep_alive: bool,
+    },
 }
 
-impl std::fmt::Display for ResponseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// The server broke HTTP/1.1 (or closed early). After one, the connection is broken: every
+/// later [`ClientConn::poll_event`] returns the same error; close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseError {
+    /// The status line or a field line does not parse, a line ends in a bare LF, a field
+    /// line is folded (obs-fold), or the version is not HTTP/1.0 or 1.1: refused as the
+    /// server refuses them in requests (a lenient reader is how responses get split).
+    Malformed,
+    /// The head or a trailer section grew past [`ClientLimits::max_head`], or holds more
+    /// than [`ClientLimits::max_fields`] field lines.
+    HeadTooLarge,
+    /// The head does not say unambiguously where the body ends: `Content-Length`
+    /// repeated with different values or not a decimal number, `Content-Length` with
+    /// `Transfer-Encoding` (RFC 9112 §6.3 rule 3: "ought to be handled as an error"), or
+    /// `Transfer-Encoding` in an HTTP/1.0 response (§6.1: faulty framing).
+    ConflictingLength,
+    /// The chunked framing is broken: a bad chunk-size line, data not followed by CRLF.
+    BadChunk,
+    /// A `Transfer-Encoding` other than exactly `chunked` (`gzip, chunked`, `gzip`). RFC
+    /// 9112 §6.3 rule 4 would frame `gzip` alone as close-delimited; this client refuses
+    /// both instead, because it sends no `TE` field, so a server may apply no coding but
+    /// chunked (RFC 9110 §10.1.4), and passing the still-coded bytes on as the body would
+    /// be a guess.
+    UnsupportedCoding,
+    /// `101 Switching Protocols`: this client does not upgrade connections.
+    Upgrade,
+    /// The server closed in the middle of a response (its head, a `Content-Length` body,
+    /// a chunked body).
+    Truncated,
+    /// The server closed before any byte of a response that was expected (and without
+    /// having said it would). Not a framing error: RFC 9112 §9.3.1 lets a client retry an
+    /// idempotent request then.
+    NoResponse,
+    /// Bytes arrived with no response expected (or after the one that ended the
+    /// connection).
+    Unexpected,
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ResponseError::Malformed => "malformed response head",
             ResponseError::HeadTooLarge => "response head too large",
-            ResponseError::BadLength => "missing or invalid Content-Length",
-            ResponseError::Unsupported => "unsupported response framing",
+            ResponseError::ConflictingLength => "response body length in doubt",
+            ResponseError::BadChunk => "broken chunked framing",
+            ResponseError::UnsupportedCoding => "transfer coding other than chunked",
+            ResponseError::Upgrade => "101 Switching Protocols, and no upgrade was asked",
+            ResponseError::Truncated => "connection closed in the middle of a response",
+            ResponseError::NoResponse => "connection closed before the response",
+            ResponseError::Unexpected => "response bytes with no request outstanding",
         })
     }
 }
 
 impl std::error::Error for ResponseError {}
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The caller used [`ClientConn::write_request`] in a way HTTP does not allow. Nothing was
+/// written to `out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// The method is not a token (RFC 9110 §9.1): empty, or a space, CR, LF...
+    InvalidMethod,
+    /// The target is empty or has a byte that is not visible ASCII (a space, CR, LF,
+    /// control or non-ASCII byte would end the request line early: request splitting).
+    InvalidTarget,
+    /// A field name that is not a token, or a value (or the host) with CR, LF or NUL
+    /// (header injection).
+    InvalidHeader,
+    /// `Host`, `Content-Length` or `Transfer-Encoding` among the headers: the first two
+    /// are written from [`Request::host`] and [`Request::body`], and chunked request
+    /// bodies are not done here.
+    ReservedHeader,
+    /// The connection can carry no more requests: it broke, the server closed, or a
+    /// `Connection: close` went out or came back (RFC 9112 §9.6).
+    Closed,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestError::InvalidMethod => "method is not a token",
+            RequestError::InvalidTarget => "request-target empty or not visible ASCII",
+            RequestError::InvalidHeader => "header name not a token, or CR/LF/NUL in a value",
+            RequestError::ReservedHeader => {
+                "Host, Content-Length and Transfer-Encoding are written by the connection"
+            }
+            RequestError::Closed => "the connection takes no more requests",
+        })
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// One response the client is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expected {
+    /// It answers a HEAD: no body (RFC 9110 §9.3.2).
+    head: bool,
+    /// The request said `Connection: close`: this response is the last.
+    close: bool,
+}
+
+/// The server's half of the exchange (see the module docs for the diagram).
+#[derive(Debug)]
 enum State {
-    /// Buffering a head; the buffer holds its bytes so far.
+    /// Reading the next head, if one is expected (else any byte is unexpected).
     Head,
-    /// Skipping this many body bytes of `done`, reported when the last one arrives.
-    Body(u64, ResponseDone),
-    /// The server broke the protocol; nothing more is framed.
+    /// The head said there is no body: `End` is next, with no byte to wait for.
+    EndDue,
+    /// Reading the body.
+    SendBody(Body),
+    /// After the connection's last response: nothing more is read.
+    MustClose,
+    /// The server broke the protocol (or closed early).
     Broken(ResponseError),
 }
 
-/// Frames the responses on one connection.
+/// How the body being read ends.
+#[derive(Debug)]
+enum Body {
+    /// This many bytes still to come.
+    Length(u64),
+    /// The chunked decoder shared with the server side (no body limit: `u64::MAX`).
+    Chunked(BodyDecoder),
+    /// Everything until EOF.
+    UntilClose,
+}
+
+/// The client side of an HTTP/1.1 connection, sans-IO.
 ///
-/// Feed every byte received to [`handle_bytes`](ResponseFramer::handle_bytes), then drain
-/// [`poll_response`](ResponseFramer::poll_response) until it says `Ok(None)`.
+/// 1. Send requests with [`ClientConn::write_request`] (it appends to your output buffer),
+///    or write them yourself and call [`ClientConn::expect_response`] for each. Pipeline as
+///    many as you like; responses come back in order.
+/// 2. When bytes arrive, call [`ClientConn::poll_event`] with them until it returns
+///    `Ok(None)`: by then it has consumed them all. `Body` events borrow from that input.
+///    Pass every [`ResponseEvent::Head`] back with [`ClientConn::recycle`] when done.
+/// 3. On EOF, [`ClientConn::handle_eof`], then `poll_event` with empty input until
+///    `Ok(None)` (a close-delimited body ends there) or `Err`.
+/// 4. Reuse the connection for another request while [`ClientConn::is_idle`].
 ///
 /// ```
-/// use netloop_protocols::http::ResponseFramer;
+/// use netloop_protocols::http::{ClientConn, Request, ResponseEvent};
 ///
-/// let mut framer = ResponseFramer::default();
-/// framer.handle_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 204 No");
-/// assert_eq!(framer.poll_response().unwrap().map(|r| r.status), Some(200));
-/// assert_eq!(framer.poll_response(), Ok(None)); // the second one is not complete yet
-/// framer.handle_bytes(b" Content\r\n\r\n");
-/// assert_eq!(framer.poll_response().unwrap().map(|r| r.body_len), Some(0));
+/// let mut conn = ClientConn::default();
+/// let mut out = Vec::new();
+/// let get = Request { method: "GET", target: "/hi", host: "example", headers: &[], body: b"" };
+/// conn.write_request(&get, &mut out).unwrap();
+/// assert_eq!(out, b"GET /hi HTTP/1.1\r\nHost: example\r\n\r\n");
+///
+/// let mut body = Vec::new();
+/// for read in [&b"HTTP/1.1 200 OK\r\nContent-Len"[..], b"gth: 5\r\n\r\nhel", b"lo"] {
+///     let mut input = read;
+///     while let Some(event) = conn.poll_event(&mut input).unwrap() {
+///         match event {
+///             ResponseEvent::Head(head) => {
+///                 assert_eq!(head.status, 200);
+///                 conn.recycle(head);
+///             }
+///             ResponseEvent::Body(data) => body.extend_from_slice(data), // borrowed, not copied
+///             ResponseEvent::End { keep_alive } => assert!(keep_alive),
+///         }
+///     }
+/// }
+/// assert_eq!(body, b"hello");
+/// assert!(conn.is_idle());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseFramer {
+#[derive(Debug)]
+pub struct ClientConn {
+    /// [`ClientLimits`] in the server's shape, for the field-line scanner and the chunked
+    /// decoder that both sides share.
+    limits: Limits,
+    max_head: usize,
     state: State,
-    head: Vec<u8>,
-    /// Where the search for the head's end resumes (each byte is looked at once).
-    scanned: usize,
-    done: VecDeque<ResponseDone>,
+    /// Responses expected, oldest first: the one being read is at the front.
+    expected: VecDeque<Expected>,
+    /// A head (or trailer section) that arrived in pieces, so far.
+    buf: Vec<u8>,
+    scan: HeadScan,
+    /// Whether the response being read leaves the connection open.
+    keep_alive: bool,
+    /// A request with `Connection: close` went out: no more may follow it.
+    close_sent: bool,
+    eof: bool,
+    /// A head given back by [`ClientConn::recycle`], filled by the next one.
+    spare: Option<Box<ResponseHead>>,
 }
 
-impl Default for ResponseFramer {
+impl Default for ClientConn {
     fn default() -> Self {
-        ResponseFramer {
+        Self::new(ClientLimits::default())
+    }
+}
+
+impl ClientConn {
+    /// A connection with nothing sent yet.
+    pub fn new(limits: ClientLimits) -> ClientConn {
+        ClientConn {
+            limits: Limits {
+                // Irrelevant here: no request line is scanned.
+                max_target_bytes: limits.max_head,
+                max_header_bytes: limits.max_head,
+                max_headers: limits.max_fields,
+                max_body_bytes: u64::MAX,
+            },
+            max_head: limits.max_head,
             state: State::Head,
-            head: Vec::new(),
-            scanned: 0,
-            done: VecDeque::new(),
+            expected: VecDeque::new(),
+            buf: Vec::new(),
+            scan: HeadScan::new(),
+            keep_alive: true,
+            close_sent: false,
+            eof: false,
+            spare: None,
         }
     }
-}
 
-impl ResponseFramer {
-    /// Bytes from the server, in order.
-    pub fn handle_bytes(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            match &mut self.state {
-                State::Broken(_) => return,
-                State::Body(left, done) => {
-                    let take = usize::try_from(*left)
-                        .unwrap_or(usize::MAX)
-                        .min(bytes.len());
-                    *left -= take as u64;
-                    bytes = &bytes[take..];
-                    if *left == 0 {
-                        self.done.push_back(*done);
-                        self.state = State::Head;
-                    }
-                }
-                State::Head => {
-                    // Search only the new bytes (and the three before them, for a CRLFCRLF
-                    // that straddles two reads).
-                    let from = self.scanned.saturating_sub(3);
-                    let room = MAX_RESPONSE_HEAD - self.head.len();
-                    let take = bytes.len().min(room);
-                    self.head.extend_from_slice(&bytes[..take]);
-                    match find_head_end(&self.head[from..]) {
-                        Some(end) => {
-                            let end = from + end;
-                            let rest = self.head.len() - end;
-                            // Bytes past the head go back to the loop: body or next head.
-                            bytes = &bytes[take - rest..];
-                            self.head.truncate(end);
-                            self.state = match parse_head(&self.head) {
-                                Ok(done) if done.body_len == 0 => {
-                                    self.done.push_back(done);
-                                    State::Head
-                                }
-                                Ok(done) => State::Body(done.body_len, done),
-                                Err(e) => State::Broken(e),
-                            };
-                            self.head.clear();
-                            self.scanned = 0;
-                        }
-                        None if take < bytes.len() || self.head.len() == MAX_RESPONSE_HEAD => {
-                            self.state = State::Broken(ResponseError::HeadTooLarge);
-                            return;
-                        }
-                        None => {
-                            self.scanned = self.head.len();
-                            return;
-                        }
-                    }
-                }
+    /// Serialises `req` into `out` (request line, `Host`, the headers, `Content-Length`
+    /// when there is a body or the method defines one, the body) and records that a
+    /// response to it is expected; a `HEAD` is remembered, its response has no body.
+    /// Call it again to pipeline. On error nothing is written.
+    pub fn write_request(
+        &mut self,
+        req: &Request<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RequestError> {
+        if self.close_sent || self.eof || matches!(self.state, State::MustClose | State::Broken(_))
+        {
+            return Err(RequestError::Closed);
+        }
+        if req.method.is_empty() || !req.method.bytes().all(is_tchar) {
+            return Err(RequestError::InvalidMethod);
+        }
+        if req.target.is_empty() || !req.target.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(RequestError::InvalidTarget);
+        }
+        if !is_field_text(req.host) {
+            return Err(RequestError::InvalidHeader);
+        }
+        let mut close = false;
+        for (name, value) in req.headers {
+            if name.is_empty() || !name.bytes().all(is_tchar) || !is_field_text(value) {
+                return Err(RequestError::InvalidHeader);
+            }
+            const RESERVED: [&str; 3] = ["host", "content-length", "transfer-encoding"];
+            if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                return Err(RequestError::ReservedHeader);
+            }
+            if name.eq_ignore_ascii_case("connection") {
+                close |= list(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
             }
         }
+        out.extend_from_slice(req.method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(req.target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(req.host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in req.headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        // RFC 9110 §8.6: a user agent SHOULD send Content-Length when the method defines
+        // a meaning for content, even for none (`POST` with `Content-Length: 0`).
+        if !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH") {
+            out.extend_from_slice(b"Content-Length: ");
+            write_decimal(req.body.len() as u64, out);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(req.body);
+        self.close_sent = close;
+        self.expected.push_back(Expected {
+            head: req.method == "HEAD",
+            close,
+        });
+        Ok(())
     }
 
-    /// The next complete response, in order. `Ok(None)`: none complete yet. An error is
-    /// reported once every response before it has been taken, and then again each call.
-    pub fn poll_response(&mut self) -> Result<Option<ResponseDone>, ResponseError> {
-        if let Some(done) = self.done.pop_front() {
-            return Ok(Some(done));
-        }
-        match &self.state {
-            State::Broken(e) => Err(e.clone()),
-            _ => Ok(None),
-        }
+    /// For a caller that writes its request bytes itself (the load generator): one more
+    /// response is expected; `head` says whether it answers a HEAD.
+    pub fn expect_response(&mut self, head: bool) {
+        self.expected.push_back(Expected { head, close: false });
     }
 
-    /// True between responses: no partial response is buffered or being skipped. A server
-    /// that closes here has not cut a response short.
+    /// Consumes bytes from the front of `*input` and returns the next event, or `Ok(None)`
+    /// once `*input` is used up without completing one (it is then empty: whatever was
+    /// not an event is buffered). Body data is a slice of `*input`, never copied; only a
+    /// head arriving in pieces is buffered, up to [`ClientLimits::max_head`]. This is the
+    /// deliberate exception to the crate's `handle_bytes`/`poll_event` grammar: see the
+    /// module docs.
+    pub fn poll_event<'i>(
+        &mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<ResponseEvent<'i>>, ResponseError> {
+        let got = self.next_event(input);
+        if let Err(e) = got {
+            self.state = State::Broken(e);
+        }
+        got
+    }
+
+    /// The server closed its side. A close-delimited body ends (the next
+    /// [`ClientConn::poll_event`] yields `End`); EOF inside a head or a framed body is
+    /// [`ResponseError::Truncated`], and before an expected response
+    /// [`ResponseError::NoResponse`], from the next `poll_event`; EOF with nothing
+    /// expected, or after the connection's last response, is fine.
+    pub fn handle_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Gives back a head from [`ResponseEvent::Head`]: the next head is parsed into its
+    /// buffers, so a keep-alive connection stops allocating per response.
+    pub fn recycle(&mut self, head: Box<ResponseHead>) {
+        self.spare = Some(head);
+    }
+
+    /// No response is expected or half read, and the last one allowed reuse: the
+    /// connection can carry another request (a keep-alive pool takes it back).
     pub fn is_idle(&self) -> bool {
-        self.state == State::Head && self.head.is_empty()
+        matches!(self.state, State::Head)
+            && self.expected.is_empty()
+            && self.buf.is_empty()
+            && !self.close_sent
+            && !self.eof
     }
-}
 
-/// The length of the head, CRLF CRLF included, if `bytes` holds its end.
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-}
-
-/// Status, body length and persistence from a complete head (RFC 9112 §6.3).
-fn parse_head(head: &[u8]) -> Result<ResponseDone, ResponseError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut response = httparse::Response::new(&mut fields);
-    match response.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) | Err(_) => return Err(ResponseError::Malformed),
+    /// After any [`ResponseError`]: nothing more is read; close the connection.
+    pub fn is_broken(&self) -> bool {
+        matches!(self.state, State::Broken(_))
     }
-    let (Some(status), Some(minor)) = (response.code, response.version) else {
-        return Err(ResponseError::Malformed);
-    };
-    let mut length: Option<u64> = None;
-    let mut close = None;
-    for field in response.headers.iter() {
-        if field.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(field.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(ResponseError::BadLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ResponseError::BadLength);
-            }
-            length = Some(n);
-        } else if field.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(ResponseError::Unsupported);
-        } else if field.name.eq_ignore_ascii_case("connection") {
-            let has = |token: &str| {
-                field
-                    .value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-            };
-            if has("close") {
-                close = Some(true);
-            } else if has("keep-alive") {
-                close.get_or_insert(false);
+
+    /// Responses expected and not yet ended, the one being read included. After an
+    /// `End { keep_alive: false }` (or an error), the requests these answer went
+    /// unanswered: the caller may send them again on a new connection.
+    pub fn outstanding(&self) -> usize {
+        self.expected.len()
+    }
+
+    /// Every transition, in one `match` on the state.
+    fn next_event<'i>(
+        &mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<ResponseEvent<'i>>, ResponseError> {
+        loop {
+            match &mut self.state {
+                State::Broken(e) => return Err(*e),
+                State::MustClose | State::Head if input.is_empty() && self.buf.is_empty() => {
+                    return match self.state {
+                        State::Head if self.eof && !self.expected.is_empty() => {
+                            Err(ResponseError::NoResponse)
+                        }
+                        _ => Ok(None),
+                    };
+                }
+                State::MustClose => return Err(ResponseError::Unexpected),
+                State::Head if self.expected.is_empty() => return Err(ResponseError::Unexpected),
+                State::Head => {
+                    let Some(head) = self.read_head(input)? else {
+                        return if self.eof {
+                            Err(ResponseError::Truncated)
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    // RFC 9110 §15.2: interim responses are dropped; the final one follows.
+                    if (100..200).contains(&head.status) {
+                        if head.status == 101 {
+                            return Err(ResponseError::Upgrade);
+                        }
+                        self.spare = Some(head);
+                        continue;
+                    }
+                    self.state = match head.framing {
+                        ResponseFraming::Empty | ResponseFraming::Length(0) => State::EndDue,
+                        ResponseFraming::Length(n) => State::SendBody(Body::Length(n)),
+                        ResponseFraming::Chunked => {
+                            State::SendBody(Body::Chunked(BodyDecoder::new(BodyFraming::Chunked)))
+                        }
+                        ResponseFraming::UntilClose => State::SendBody(Body::UntilClose),
+                    };
+                    return Ok(Some(ResponseEvent::Head(head)));
+                }
+                State::EndDue => {
+                    let expected = self.expected.pop_front();
+                    let keep_alive = self.keep_alive && !expected.is_some_and(|e| e.close);
+                    self.state = if keep_alive {
+                        State::Head
+                    } else {
+                        State::MustClose
+                    };
+                    return Ok(Some(ResponseEvent::End { keep_alive }));
+                }
+                State::SendBody(Body::Length(left)) => {
+                    if input.is_empty() {
+                        return if self.eof {
+                            Err(ResponseError::Truncated)
+                        } else {
+                            Ok(None)
+                        };
+                    }
+                    let n = (*left).min(input.len() as u64);
+                    *left -= n;
+                    if *left == 0 {
+                        self.state = State::EndDue;
+                    }
+                    let (data, rest) = input.split_at(n as usize);
+                    *input = rest;
+                    return Ok(Some(ResponseEvent::Body(data)));
+                }
+                State::SendBody(Body::UntilClose) => {
+                    if !input.is_empty() {
+                        return Ok(Some(ResponseEvent::Body(std::mem::take(input))));
+                    }
+                    if !self.eof {
+                        return Ok(None);
+                    }
+                    self.state = State::EndDue;
+                }
+                State::SendBody(Body::Chunked(decoder)) => {
+                    if !self.buf.is_empty() {
+                        // A trailer section arriving in pieces: buffered line by line,
+                        // so that its last line is the buffer's last.
+                        if input.is_empty() {
+                            return if self.eof {
+                                Err(ResponseError::Truncated)
+                            } else {
+                                Ok(None)
+                            };
+                        }
+                        take_line(input, &mut self.buf, self.max_head + 1);
+                        decoder
+                            .decode(&self.buf, &self.limits)
+                            .map_err(chunk_error)?;
+                        if decoder.is_done() {
+                            self.buf.clear();
+                            self.state = State::EndDue;
+                        }
+                        continue;
+                    }
+                    let whole: &'i [u8] = input;
+                    let step = decoder.decode(whole, &self.limits).map_err(chunk_error)?;
+                    *input = &whole[step.consumed..];
+                    if !step.data.is_empty() {
+                        return Ok(Some(ResponseEvent::Body(&whole[step.data])));
+                    }
+                    if decoder.is_done() {
+                        self.state = State::EndDue;
+                    } else if decoder.in_trailers() && !input.is_empty() {
+                        // The trailer scanner looked at all of it and found no end (and
+                        // checked it against the limit): keep it for the next read.
+                        self.buf.extend_from_slice(std::mem::take(input));
+                    } else if self.eof {
+                        return Err(ResponseError::Truncated);
+                    } else {
+                        return Ok(None);
+                    }
+                }
             }
         }
     }
-    // §6.3 rule 1: 1xx, 204 and 304 never have a body, whatever the fields say.
-    let no_body = (100..200).contains(&status) || status == 204 || status == 304;
-    let body_len = match (no_body, length) {
-        (true, _) => 0,
-        (false, Some(n)) => n,
-        // §6.3 rule 8: no length means "until the close", which cannot be pipelined.
-        (false, None) => return Err(ResponseError::Unsupported),
-    };
-    Ok(ResponseDone {
-        status,
-        body_len,
-        // HTTP/1.0 closes unless it says keep-alive; HTTP/1.1 persists unless it says close.
-        closing: close.unwrap_or(minor == 0),
-    })
+
+    /// Parses the complete head `raw` (the scanner's way) into the spare head.
+    fn parse(&mut self, raw: &[u8]) -> Result<Box<ResponseHead>, ResponseError> {
+        let mut head = self.spare_head();
+        let keep_alive = parse_head(raw, &self.limits, self.answers_head(), &mut head)?;
+        self.note_keep_alive(&head, keep_alive);
+        Ok(head)
+    }
+
+    /// The head given back by [`ClientConn::recycle`], or a new one.
+    fn spare_head(&mut self) -> Box<ResponseHead> {
+        self.spare
+            .take()
+            .unwrap_or_else(|| Box::new(ResponseHead::empty()))
+    }
+
+    /// The response being read answers a HEAD.
+    fn answers_head(&self) -> bool {
+        self.expected.front().is_some_and(|e| e.head)
+    }
+
+    /// A final response decides whether the connection persists after it (an interim one
+    /// does not: the final one follows).
+    fn note_keep_alive(&mut self, head: &ResponseHead, keep_alive: bool) {
+        if head.status >= 200 {
+            self.keep_alive = keep_alive;
+        }
+    }
+
+    /// The next complete head from `input` (and what was buffered before it), or `None`
+    /// once `input` is used up. A head that arrives whole is scanned and parsed where it
+    /// lies; one cut by a read is copied into `buf` a line at a time, so that no byte past
+    /// its end is ever copied.
+    fn read_head(&mut self, input: &mut &[u8]) -> Result<Option<Box<ResponseHead>>, ResponseError> {
+        loop {
+            if self.buf.is_empty() && self.scan == HeadScan::new() {
+                let mut head = self.spare_head();
+                let answers_head = self.answers_head();
+                let whole =
+                    parse_whole_head(input, &self.limits, self.max_head, answers_head, &mut head)?;
+                if let Some((len, keep_alive)) = whole {
+                    *input = &input[len..];
+                    self.note_keep_alive(&head, keep_alive);
+                    return Ok(Some(head));
+                }
+                self.spare = Some(head);
+            }
+            if self.buf.is_empty() {
+                match self.scan.scan(input, &self.limits, self.max_head)? {
+                    Scan::EmptyLine(n) => {
+                        *input = &input[n..];
+                        self.scan = HeadScan::new();
+                    }
+                    Scan::Complete(n) => {
+                        let (raw, rest) = input.split_at(n);
+                        *input = rest;
+                        self.scan = HeadScan::new();
+                        return self.parse(raw).map(Some);
+                    }
+                    Scan::Partial => {
+                        self.buf.extend_from_slice(std::mem::take(input));
+                        return Ok(None);
+                    }
+                }
+            } else {
+                if input.is_empty() {
+                    return Ok(None);
+                }
+                take_line(input, &mut self.buf, self.max_head + 1);
+                match self.scan.scan(&self.buf, &self.limits, self.max_head)? {
+                    Scan::Partial => {}
+                    Scan::EmptyLine(_) => {
+                        // The buffer held only the empty line: drop it, start afresh.
+                        self.buf.clear();
+                        self.scan = HeadScan::new();
+                    }
+                    Scan::Complete(_) => {
+                        let raw = std::mem::take(&mut self.buf);
+                        self.scan = HeadScan::new();
+                        let head = self.parse(&raw);
+                        self.buf = raw;
+                        self.buf.clear();
+                        return head.map(Some);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Moves the front of `input` through its first LF (all of it if there is none, and at
+/// most `limit - buf.len()` bytes) to the end of `buf`.
+fn take_line(input: &mut &[u8], buf: &mut Vec<u8>, limit: usize) {
+    let room = limit.saturating_sub(buf.len()).max(1);
+    let n = find_lf(input).map_or(input.len(), |i| i + 1).min(room);
+    let (line, rest) = input.split_at(n);
+    buf.extend_from_slice(line);
+    *input = rest;
+}
+
+/// The chunked decoder's verdict, as a response error.
+fn chunk_error(e: HttpError) -> ResponseError {
+    match e {
+        HttpError::HeadersTooLarge | HttpError::TooManyHeaders => ResponseError::HeadTooLarge,
+        HttpError::Malformed(_) | HttpError::ObsFold => ResponseError::Malformed,
+        _ => ResponseError::BadChunk,
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::same_every_split;
-
-    /// Feeds `pieces` and collects every response, then the error if one came.
-    fn frame(pieces: &[&[u8]]) -> (Vec<ResponseDone>, Option<ResponseError>, bool) {
-        let mut framer = ResponseFramer::default();
-        let mut got = Vec::new();
-        let mut error = None;
-        for piece in pieces {
-            framer.handle_bytes(piece);
-            loop {
-                match framer.poll_response() {
-                    Ok(Some(done)) => got.push(done),
-                    Ok(None) => break,
-                    Err(e) => {
-                        error = Some(e);
-                        break;
-                    }
-                }
-            }
-        }
-        (got, error, framer.is_idle())
-    }
-
-    const HELLO: &[u8] =
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
-
-    #[test]
-    fn pipelined_responses_are_framed_at_every_split() {
-        let mut input = Vec::new();
-        input.extend_from_slice(HELLO);
-        input.extend_from_slice(b"HTTP/1.1 204 No Content\r\nContent-Length: 99\r\n\r\n");
-        input.extend_from_slice(b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\n\r\n\r\n\r\n");
-        input.extend_from_slice(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
-        input.extend_from_slice(HELLO);
-        input.extend_from_slice(
-            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
-        );
-        let (got, error, idle) = same_every_split(&input, frame);
-        assert_eq!(error, None);
-        assert!(idle);
-        let statuses: Vec<(u16, u64, bool)> = got
-            .iter()
-            .map(|r| (r.status, r.body_len, r.closing))
-            .collect();
-        assert_eq!(
-            statuses,
-            [
-                (200, 13, false),
-                (204, 0, false), // §6.3: 204 has no body, whatever Content-Length says
-                (404, 4, false), // a body that looks like CRLF CRLF is still body
-                (200, 0, true),  // HTTP/1.0 without keep-alive closes
-                (200, 13, false),
-                (200, 1, true),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_partial_response_leaves_the_framer_busy() {
-        let (got, error, idle) = same_every_split(&HELLO[..HELLO.len() - 1], frame);
-        assert_eq!((got.len(), error, idle), (0, None, false));
-    }
-
-    #[test]
-    fn broken_and_unsupported_framings_are_errors_after_the_good_ones() {
-        let cases: [(&[u8], ResponseError); 5] = [
-            (b"HTTP/1.1 200 OK\r\n\r\n", ResponseError::Unsupported),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                ResponseError::Unsupported,
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-                ResponseError::BadLength,
-            ),
-            (
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                ResponseError::BadLength,
-            ),
-            (b"SSH-2.0-OpenSSH\r\n\r\n", ResponseError::Malformed),
-        ];
-        for (bad, want) in cases {
-            let input = [HELLO, bad, HELLO].concat();
-            let (got, error, _) = same_every_split(&input, frame);
-            assert_eq!(got.len(), 1, "only the response before {bad:?}");
-            assert_eq!(error, Some(want), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn a_head_that_never_ends_stops_at_the_limit() {
-        let mut framer = ResponseFramer::default();
-        framer.handle_bytes(b"HTTP/1.1 200 OK\r\nX: ");
-        for _ in 0..MAX_RESPONSE_HEAD / 1024 {
-            framer.handle_bytes(&[b'a'; 1024]);
-        }
-        assert_eq!(framer.poll_response(), Err(ResponseError::HeadTooLarge));
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

@@ -17,7 +17,7 @@ use super::error::HttpError;
 use super::head::complete_head_ok;
 use super::limits::{Limits, MAX_HEADERS_CAP};
 
-/// The protocol version of a request.
+/// The protocol version of a request (or, for [`super::ClientConn`], of a response).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// HTTP/1.0: closes after each response unless the client asked `Connection: keep-alive`.
@@ -113,6 +113,18 @@ impl Fields {
         self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
+    }
+
+    /// Replaces the fields with a copy of `raw` indexed by `headers`, which httparse parsed
+    /// out of `raw` (their names and values point into it). Reuses the allocations.
+    pub(crate) fn fill(&mut self, raw: &[u8], headers: &[httparse::Header<'_>]) {
+        self.clear();
+        self.bytes.extend_from_slice(raw);
+        self.index.extend(
+            headers
+                .iter()
+                .map(|h| (Span::of(raw, h.name.as_bytes()), Span::of(raw, h.value))),
+        );
     }
 
     /// Forgets the fields, keeping both allocations for the next head.
@@ -408,47 +420,37 @@ pub(crate) fn parse_head_into(
 
 /// Parses a complete trailer section (field lines and the final CRLF).
 pub(crate) fn parse_trailers(raw: &[u8], limits: &Limits) -> Result<Fields, HttpError> {
-    let bytes = raw.to_vec();
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-    let parsed = match httparse::parse_headers(&bytes, &mut slots[..limits.header_slots()]) {
+    let parsed = match httparse::parse_headers(raw, &mut slots[..limits.header_slots()]) {
         Ok(httparse::Status::Complete((_, parsed))) => parsed,
         Ok(httparse::Status::Partial) => return Err(HttpError::Malformed("incomplete trailers")),
         Err(e) => return Err(httparse_error(e)),
     };
-    let index = parsed
-        .iter()
-        .map(|h| {
-            (
-                Span::of(&bytes, h.name.as_bytes()),
-                Span::of(&bytes, h.value),
-            )
-        })
-        .collect();
-    Ok(Fields {
-        bytes,
-        index,
-        line: String::new(),
-    })
+    let mut fields = Fields::default();
+    fields.fill(raw, parsed);
+    Ok(fields)
 }
 
 /// What the `Content-Length` and `Transfer-Encoding` fields said, across all their lines.
+/// Requests decide with [`Framing::decide`]; responses (`client.rs`) read the fields, since
+/// RFC 9112 §6.3 frames them differently.
 #[derive(Debug, Default)]
-struct Framing {
-    content_length: Option<u64>,
+pub(crate) struct Framing {
+    pub(crate) content_length: Option<u64>,
     /// Any `Transfer-Encoding` line at all.
-    te_present: bool,
+    pub(crate) te_present: bool,
     /// How many times `chunked` was listed.
-    chunked: u32,
+    pub(crate) chunked: u32,
     /// Whether the last coding listed so far is `chunked`.
-    chunked_last: bool,
+    pub(crate) chunked_last: bool,
     /// Whether a coding other than `chunked` was listed.
-    other_coding: bool,
+    pub(crate) other_coding: bool,
 }
 
 impl Framing {
     /// One `Content-Length` line: a list of decimal numbers, all equal to any seen before.
     /// `5, 5` is one length written twice (RFC 9112 §6.3 item 5 lets us accept it).
-    fn content_length(&mut self, value: &[u8]) -> Result<(), HttpError> {
+    pub(crate) fn content_length(&mut self, value: &[u8]) -> Result<(), HttpError> {
         let mut any = false;
         for element in value.split(|&b| b == b',').map(trim) {
             let n = parse_decimal(element).ok_or(HttpError::InvalidContentLength)?;
@@ -466,7 +468,7 @@ impl Framing {
     }
 
     /// One `Transfer-Encoding` line: a list of codings, continuing any earlier line.
-    fn transfer_encoding(&mut self, value: &[u8]) {
+    pub(crate) fn transfer_encoding(&mut self, value: &[u8]) {
         self.te_present = true;
         for coding in list(value) {
             let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
@@ -514,7 +516,7 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// The non-empty elements of a comma-separated list (RFC 9110 §5.6.1), trimmed.
-fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(trim)
@@ -522,7 +524,7 @@ fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// `value` without leading and trailing spaces and tabs (OWS).
-fn trim(value: &[u8]) -> &[u8] {
+pub(crate) fn trim(value: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
     let end = value

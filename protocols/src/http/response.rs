@@ -193,7 +193,7 @@ pub(crate) fn is_field_text(text: &str) -> bool {
 
 /// `tchar` of RFC 9110 §5.6.2, one table lookup per byte: this runs for every header of
 /// every response.
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
 }
 
