@@ -1,0 +1,160 @@
+//! The HTTP client examples against real servers: netloop's own `http_server` (plain and
+//! HTTPS with a throwaway CA) and Python's `http.server`; and the faults a user meets.
+
+mod util;
+
+use std::process::{Command, Output, Stdio};
+use util::*;
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(binary(bin))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
+}
+
+fn http_server(extra: &[&str]) -> ServerProcess {
+    let mut cmd = Command::new(binary("http_server"));
+    cmd.args(["--addr", "127.0.0.1:0"]).args(extra);
+    let services = if extra.contains(&"--tls-cert") { 2 } else { 1 };
+    spawn_server(cmd, services)
+}
+
+#[test]
+fn http_client_gets_json_with_params_and_pretty_prints_it() {
+    let server = http_server(&[]);
+    let url = format!("http://{}/book", server.addr("http"));
+    let out = run("http_client", &[&url, "--param", "q=a b", "--pretty", "-i"]);
+    assert_success(&out);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(body.get("title").is_some());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\n  \""),
+        "indented"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("HTTP/1.1 200 OK"), "{stderr}");
+}
+
+#[test]
+fn https_succeeds_with_the_ca_and_fails_without_it_in_one_line() {
+    let ca = TestCa::new();
+    let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
+    let (cert, key) = (
+        issued.cert.display().to_string(),
+        issued.key.display().to_string(),
+    );
+    let server = http_server(&[
+        "--https-addr",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    let url = format!("https://localhost:{}/book", server.addr("https").port());
+    let cacert = ca.ca_pem().display().to_string();
+    let out = run("http_client", &[&url, "--cacert", &cacert]);
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("title"));
+
+    let out = run("http_client", &[&url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("certificate verify failed"), "{err}");
+
+    let out = run("http_client", &[&url, "-k"]);
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: --insecure"));
+}
+
+#[test]
+fn a_refused_connection_and_a_silent_server_are_one_line_errors_and_leave_no_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("out.bin");
+    let target_s = target.display().to_string();
+    // A port nobody listens on: bind one, then drop it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = run(
+        "http_client",
+        &[&format!("http://127.0.0.1:{port}/"), "-o", &target_s],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Connection refused"), "{err}");
+    // A server that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", silent.local_addr().expect("addr"));
+    let out = run("http_client", &[&url, "--timeout", "0.3", "-o", &target_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("timed out waiting for the response head"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+    assert!(left.is_empty(), "no partial file: {left:?}");
+}
+
+/// 200 files served by Python's `http.server`, fetched concurrently on one thread; every
+/// file's bytes match, and a second run refuses to overwrite.
+#[test]
+fn the_downloader_fetches_200_files_from_python_http_server_and_every_byte_matches() {
+    let served = tempfile::tempdir().expect("dir");
+    for i in 0..200 {
+        let bytes: Vec<u8> = (0..16 * 1024).map(|j| ((i * 7 + j) % 251) as u8).collect();
+        std::fs::write(served.path().join(format!("f{i}.bin")), bytes).expect("write");
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let mut python = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(served.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out_dir = tempfile::tempdir().expect("dir");
+    let urls: Vec<String> = (0..200)
+        .map(|i| format!("http://127.0.0.1:{port}/f{i}.bin"))
+        .collect();
+    let dir_s = out_dir.path().display().to_string();
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    args.extend(["-d", &dir_s, "--parallel", "50"]);
+    let out = run("downloader", &args);
+    let _ = python.kill();
+    let _ = python.wait();
+    assert_success(&out);
+    for i in 0..200 {
+        let name = format!("f{i}.bin");
+        let got = std::fs::read(out_dir.path().join(&name)).expect("downloaded");
+        let want = std::fs::read(served.path().join(&name)).expect("served");
+        assert!(got == want, "{name} differs");
+    }
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        summary.lines().filter(|l| l.starts_with("ok ")).count(),
+        200
+    );
+}
