@@ -222,6 +222,16 @@ struct Output {
 
 impl Output {
     fn create(path: &std::path::Path) -> Result<Output, String> {
+        // A device or a pipe (`-o /dev/null`) is written as it is: there is no file to
+        // keep incomplete, and no directory of ours to put a temporary name in.
+        if path.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok(Output {
+                path: path.to_path_buf(),
+                part: path.to_path_buf(),
+                file,
+            });
+        }
         let name = path
             .file_name()
             .ok_or_else(|| format!("{}: not a file name", path.display()))?;
@@ -306,10 +316,12 @@ impl Sink for Print {
         }
         if let Some(out) = self.output.take() {
             let finished = match &outcome {
+                Ok(_) if out.part == out.path => Ok(()),
                 Ok(_) => out
                     .file
                     .sync_data()
                     .and_then(|()| std::fs::rename(&out.part, &out.path)),
+                Err(_) if out.part == out.path => Ok(()),
                 Err(_) => Err(io::ErrorKind::Interrupted.into()),
             };
             if let Err(e) = finished {
