@@ -216,7 +216,8 @@ fn pair<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), String> {
 /// `.NAME.part` beside it, renamed on success, removed on failure.
 struct Output {
     path: PathBuf,
-    part: PathBuf,
+    /// The temporary name; `None` for a device or pipe, written as it is.
+    part: Option<PathBuf>,
     file: File,
 }
 
@@ -228,7 +229,7 @@ impl Output {
             let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             return Ok(Output {
                 path: path.to_path_buf(),
-                part: path.to_path_buf(),
+                part: None,
                 file,
             });
         }
@@ -239,7 +240,7 @@ impl Output {
         let file = File::create(&part).map_err(|e| format!("{}: {e}", part.display()))?;
         Ok(Output {
             path: path.to_path_buf(),
-            part,
+            part: Some(part),
             file,
         })
     }
@@ -314,20 +315,22 @@ impl Sink for Print {
                 let _ = io::stdout().flush();
             }
         }
-        if let Some(out) = self.output.take() {
+        if let Some(Output {
+            path,
+            part: Some(part),
+            file,
+        }) = self.output.take()
+        {
             let finished = match &outcome {
-                Ok(_) if out.part == out.path => Ok(()),
-                Ok(_) => out
-                    .file
+                Ok(_) => file
                     .sync_data()
-                    .and_then(|()| std::fs::rename(&out.part, &out.path)),
-                Err(_) if out.part == out.path => Ok(()),
+                    .and_then(|()| std::fs::rename(&part, &path)),
                 Err(_) => Err(io::ErrorKind::Interrupted.into()),
             };
             if let Err(e) = finished {
-                let _ = std::fs::remove_file(&out.part);
+                let _ = std::fs::remove_file(&part);
                 if outcome.is_ok() {
-                    outcome = Err(FetchError::Sink(format!("{}: {e}", out.path.display())));
+                    outcome = Err(FetchError::Sink(format!("{}: {e}", path.display())));
                 }
             }
         }

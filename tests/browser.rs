@@ -473,13 +473,7 @@ fn trust_in_profile(profile: &Path, ca: &Path) {
 #[test]
 fn chromium_loads_the_landing_page_over_https_trusting_the_test_ca() {
     let ca = TestCa::new();
-    let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
-    let mut cmd = Command::new(binary("netloop"));
-    cmd.args(["--any-ports", "--tls-cert"])
-        .arg(&issued.cert)
-        .arg("--tls-key")
-        .arg(&issued.key);
-    let server = spawn_server(cmd, 7);
+    let server = netloop_with_tls(&ca);
     let url = format!("https://localhost:{}/", server.addr("https").port());
 
     let profile = tempfile::tempdir().expect("profile dir");

@@ -395,13 +395,7 @@ fn a_key_in_the_wrong_format_is_refused_with_the_fix() {
 #[test]
 fn netloop_with_a_certificate_serves_https_beside_http() {
     let ca = TestCa::new();
-    let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
-    let mut cmd = Command::new(binary("netloop"));
-    cmd.args(["--any-ports", "--tls-cert"])
-        .arg(&issued.cert)
-        .arg("--tls-key")
-        .arg(&issued.key);
-    let server = spawn_server(cmd, 7);
+    let server = netloop_with_tls(&ca);
     let names: Vec<&str> = server.listening.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
         names,

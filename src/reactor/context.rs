@@ -222,10 +222,7 @@ impl<'a> Context<'a> {
         server_name: &str,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        let role = TlsRole::Client {
-            tls,
-            server_name: server_name.into(),
-        };
+        let role = TlsRole::client(tls, server_name);
         connect(self.core, service.into(), addr, Some(role), handler)
     }
 

@@ -281,10 +281,7 @@ impl Reactor {
         server_name: &str,
         handler: Box<dyn Handler>,
     ) -> io::Result<Token> {
-        let role = TlsRole::Client {
-            tls,
-            server_name: server_name.into(),
-        };
+        let role = TlsRole::client(tls, server_name);
         context::connect(&mut self.core, service.into(), addr, Some(role), handler)
     }
 

@@ -134,6 +134,16 @@ impl PendingTls {
     }
 }
 
+impl TlsRole {
+    /// The client role: verify with `tls`, send and check `server_name`.
+    pub fn client(tls: ClientTls, server_name: &str) -> TlsRole {
+        TlsRole::Client {
+            tls,
+            server_name: server_name.into(),
+        }
+    }
+}
+
 /// A TLS setting that could not be loaded.
 #[derive(Debug)]
 pub enum TlsConfigError {

@@ -392,3 +392,16 @@ fn openssl(dir: &std::path::Path, args: &str) {
         .expect("run openssl");
     assert_success(&out);
 }
+
+/// The `netloop` binary on free ports with a certificate from `ca` for localhost and
+/// 127.0.0.1: its seven services, `https` last.
+#[track_caller]
+pub fn netloop_with_tls(ca: &TestCa) -> ServerProcess {
+    let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
+    let mut cmd = Command::new(binary("netloop"));
+    cmd.args(["--any-ports", "--tls-cert"])
+        .arg(&issued.cert)
+        .arg("--tls-key")
+        .arg(&issued.key);
+    spawn_server(cmd, 7)
+}

@@ -178,12 +178,15 @@ impl Handler for ConnHandler {
     }
 
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
-        let config = self.session.borrow().config().clone();
-        let (what, after) = match id {
-            CONNECT_TIMER => ("connect", config.connect_timeout),
-            HEAD_TIMER => ("response head", config.head_timeout),
-            IDLE_TIMER => ("body", config.idle_timeout),
-            _ => return,
+        let (what, after) = {
+            let session = self.session.borrow();
+            let config = session.config();
+            match id {
+                CONNECT_TIMER => ("connect", config.connect_timeout),
+                HEAD_TIMER => ("response head", config.head_timeout),
+                IDLE_TIMER => ("body", config.idle_timeout),
+                _ => return,
+            }
         };
         let fetch = self.current.unwrap_or(self.first);
         self.fail(cx, fetch, FetchError::Timeout(what, after));

@@ -195,7 +195,7 @@ impl Handler for SessionTask {
             .filter(|&i| !matches!(s.fetches[i].stage, Stage::Finished))
             .collect();
         for id in open {
-            s.finish(id, Err(FetchError::Shutdown), cx);
+            s.finish(id, Err(FetchError::Shutdown));
         }
         drop(s);
         cx.close();
@@ -261,7 +261,7 @@ impl Session {
             (Stage::Resolving, Input::Resolved(Ok(addrs))) => self.connect(id, addrs, cx, shared),
             (Stage::Resolving, Input::Resolved(Err(e))) => {
                 let host = self.fetches[id].origin.host.clone();
-                self.finish(id, Err(FetchError::Resolve(host, e.to_string())), cx);
+                self.finish(id, Err(FetchError::Resolve(host, e.to_string())));
             }
             (Stage::Connecting { conn, .. }, Input::Opened) => {
                 self.fetches[id].stage = Stage::Exchanging { conn };
@@ -280,7 +280,7 @@ impl Session {
                     debug!("{error}; trying the next address");
                     self.connect(id, rest, cx, shared);
                 } else {
-                    self.finish(id, Err(error), cx);
+                    self.finish(id, Err(error));
                 }
             }
             (Stage::Exchanging { conn }, Input::End { reusable }) => {
@@ -297,7 +297,7 @@ impl Session {
                                 fetch.stage = Stage::Queued;
                                 self.begin(id, cx, shared);
                             }
-                            Err(e) => self.finish(id, Err(e), cx),
+                            Err(e) => self.finish(id, Err(e)),
                         }
                     }
                     None => {
@@ -308,7 +308,7 @@ impl Session {
                             elapsed: fetch.started.elapsed(),
                             redirects: fetch.redirects,
                         };
-                        self.finish(id, Ok(summary), cx);
+                        self.finish(id, Ok(summary));
                     }
                 }
             }
@@ -326,13 +326,13 @@ impl Session {
                     );
                     self.begin(id, cx, shared);
                 } else {
-                    self.finish(id, Err(error), cx);
+                    self.finish(id, Err(error));
                 }
             }
             (Stage::Connecting { conn, .. } | Stage::Exchanging { conn }, Input::Failed(err)) => {
                 self.conns.remove(&conn);
                 cx.abort_other(conn);
-                self.finish(id, Err(err), cx);
+                self.finish(id, Err(err));
             }
             (stage, input) => {
                 debug!("fetch {id}: {input:?} ignored in {stage:?}");
@@ -367,7 +367,7 @@ impl Session {
                 self.lookups.insert(lookup, id);
                 self.fetches[id].stage = Stage::Resolving;
             }
-            Err(e) => self.finish(id, Err(FetchError::Resolve(origin.host, e.to_string())), cx),
+            Err(e) => self.finish(id, Err(FetchError::Resolve(origin.host, e.to_string()))),
         }
     }
 
@@ -382,7 +382,7 @@ impl Session {
         let origin = self.fetches[id].origin.clone();
         if addrs.is_empty() {
             let err = FetchError::Resolve(origin.host, "no addresses".into());
-            return self.finish(id, Err(err), cx);
+            return self.finish(id, Err(err));
         }
         let addr = addrs.remove(0);
         debug!("{}: connecting to {addr}", self.fetches[id].spec.url);
@@ -390,7 +390,7 @@ impl Session {
         let opened = if origin.tls {
             match self.client_tls() {
                 Ok(tls) => cx.connect_tls("http-client", addr, tls, origin.server_name(), handler),
-                Err(e) => return self.finish(id, Err(e), cx),
+                Err(e) => return self.finish(id, Err(e)),
             }
         } else {
             cx.connect("http-client", addr, handler)
@@ -414,7 +414,6 @@ impl Session {
             Err(e) => self.finish(
                 id,
                 Err(FetchError::Connect(addr.to_string(), e.to_string())),
-                cx,
             ),
         }
     }
@@ -458,7 +457,7 @@ impl Session {
                         self.conns.remove(&conn);
                         cx.abort_other(conn);
                     }
-                    return self.finish(id, Err(e), cx);
+                    return self.finish(id, Err(e));
                 }
                 None => {}
             }
@@ -468,7 +467,7 @@ impl Session {
                 self.conns.remove(&conn);
                 cx.abort_other(conn);
             }
-            self.finish(id, Err(FetchError::Sink(e.to_string())), cx);
+            self.finish(id, Err(FetchError::Sink(e.to_string())));
         }
     }
 
@@ -500,7 +499,7 @@ impl Session {
     }
 
     /// Ends fetch `id` (once): the sink hears the outcome, the slot frees up.
-    fn finish(&mut self, id: usize, outcome: Result<Summary, FetchError>, _cx: &mut Context<'_>) {
+    fn finish(&mut self, id: usize, outcome: Result<Summary, FetchError>) {
         let fetch = &mut self.fetches[id];
         fetch.stage = Stage::Finished;
         if fetch.done {
