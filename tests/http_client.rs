@@ -158,3 +158,97 @@ fn the_downloader_fetches_200_files_from_python_http_server_and_every_byte_match
         200
     );
 }
+
+/// A server on a free port that answers every connection with `answer` (after reading the
+/// request head) and closes: the faulty servers below.
+fn canned(answer: &'static [u8]) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(answer);
+        }
+    });
+    addr
+}
+
+/// Runs `http_client URL -o FILE` in a fresh directory; returns stderr, after checking the
+/// exit status is 1, the message one line, and that no file (partial or not) was left.
+#[track_caller]
+fn fails_cleanly(url: &str) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("out").display().to_string();
+    let out = run("http_client", &[url, "-o", &target]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+    assert!(left.is_empty(), "no partial file: {left:?}");
+    err
+}
+
+#[test]
+fn a_bad_chunk_size_line_is_refused() {
+    let addr = canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n");
+    let err = fails_cleanly(&format!("http://{addr}/"));
+    assert!(err.contains("bad response"), "{err}");
+}
+
+#[test]
+fn a_response_head_over_the_limit_is_refused() {
+    static HUGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let head = HUGE.get_or_init(|| {
+        let mut h = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..2000 {
+            h.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "x".repeat(40)).as_bytes());
+        }
+        h.extend_from_slice(b"\r\n");
+        h
+    });
+    let addr = canned(head);
+    let err = fails_cleanly(&format!("http://{addr}/"));
+    assert!(err.contains("bad response"), "{err}");
+}
+
+#[test]
+fn a_server_that_stops_mid_body_is_an_error() {
+    let addr = canned(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it");
+    let err = fails_cleanly(&format!("http://{addr}/"));
+    assert!(
+        err.contains("bad response") || err.contains("closed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_redirect_loop_ends_after_the_limit() {
+    let addr = canned(b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n");
+    let err = fails_cleanly(&format!("http://{addr}/"));
+    assert!(err.contains("more than 20 redirects"), "{err}");
+}
+
+/// A name that does not resolve, in a network namespace of the test's own (`unshare -n`:
+/// only a loopback device, down), so the lookup cannot leave the machine.
+#[test]
+fn a_name_that_does_not_resolve_is_a_one_line_error() {
+    let out = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(binary("http_client"))
+        .arg("http://nonexistent.invalid/")
+        .output()
+        .expect("run unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot resolve nonexistent.invalid"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -10,7 +10,7 @@ use super::FetchError;
 use super::request::{host_field, target};
 use super::session::{CONNECT_TIMER, Input, Session};
 use crate::reactor::{CloseReason, Context, Handler, TimerId};
-use netloop_protocols::http::{ClientConn, ClientLimits, Request, ResponseEvent};
+use netloop_protocols::http::{ClientConn, ClientLimits, Request, ResponseError, ResponseEvent};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -89,7 +89,7 @@ impl ConnHandler {
     fn fail(&mut self, cx: &mut Context<'_>, id: usize, err: FetchError) {
         self.current = None;
         let mut session = self.session.borrow_mut();
-        session.report(id, Input::Failed(err));
+        session.report(id, cx.token(), Input::Failed(err));
         cx.request_drained(session.token);
         drop(session);
         cx.abort();
@@ -109,6 +109,27 @@ impl ConnHandler {
             let event = match self.framer.poll_event(&mut input) {
                 Ok(Some(event)) => event,
                 Ok(None) => return,
+                // The server closed without a byte of an answer: not a framing fault but
+                // the keep-alive race (RFC 9112 §9.3.1 lets a client retry), which the
+                // session retries once on a new connection.
+                Err(ResponseError::NoResponse) => {
+                    self.current = None;
+                    let mut s = self.session.borrow_mut();
+                    s.report(
+                        id,
+                        cx.token(),
+                        Input::ClosedEarly {
+                            refused: false,
+                            error: FetchError::Closed(
+                                "closed by the server before answering".into(),
+                            ),
+                        },
+                    );
+                    cx.request_drained(s.token);
+                    drop(s);
+                    cx.close();
+                    return;
+                }
                 Err(e) => return self.fail(cx, id, FetchError::Response(e)),
             };
             self.answered = true;
@@ -137,6 +158,7 @@ impl ConnHandler {
                     let mut s = self.session.borrow_mut();
                     s.report(
                         id,
+                        cx.token(),
                         Input::End {
                             reusable: keep_alive && self.framer.is_idle(),
                         },
@@ -156,7 +178,7 @@ impl Handler for ConnHandler {
     fn opened(&mut self, cx: &mut Context<'_>) {
         cx.cancel_timer(CONNECT_TIMER);
         let mut s = self.session.borrow_mut();
-        s.report(self.first, Input::Opened);
+        s.report(self.first, cx.token(), Input::Opened);
         cx.request_drained(s.token);
         drop(s);
         // The session marks the fetch as exchanging when it runs; the request can go now.
@@ -195,13 +217,16 @@ impl Handler for ConnHandler {
     fn closed(&mut self, cx: &mut Context<'_>, reason: &CloseReason) {
         let mut s = self.session.borrow_mut();
         let token = cx.token();
+        // Bytes of a response count only for the request this connection sent: a fetch
+        // handed to it after its last answer (from the pool) has had none.
+        let answered = self.current.is_some() && self.answered;
         let waiting = self.current.take().or_else(|| {
             // Never opened: the fetch it was made for is still connecting.
             s.request_for(token).map(|(id, _)| id)
         });
         s.conn_closed(token);
         if let Some(id) = waiting {
-            let input = if self.answered {
+            let input = if answered {
                 Input::Failed(FetchError::Closed(reason.to_string()))
             } else {
                 Input::ClosedEarly {
@@ -209,7 +234,7 @@ impl Handler for ConnHandler {
                     error: early_error(reason),
                 }
             };
-            s.report(id, input);
+            s.report(id, token, input);
         }
         cx.request_drained(s.token);
     }

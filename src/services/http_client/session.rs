@@ -106,7 +106,8 @@ pub(crate) struct Session {
     idle: HashMap<Origin, Vec<Token>>,
     lookups: HashMap<LookupId, usize>,
     /// Inputs reported by connection handlers, applied when the session runs.
-    inbox: Vec<(usize, Input)>,
+    /// Each with the connection that reported it (`None`: the session itself).
+    inbox: Vec<(usize, Option<Token>, Input)>,
 }
 
 /// The client: fetches a list of requests on a reactor.
@@ -183,7 +184,7 @@ impl Handler for SessionTask {
     ) {
         let mut s = self.0.borrow_mut();
         if let Some(fetch) = s.lookups.remove(&id) {
-            s.inbox.push((fetch, Input::Resolved(result)));
+            s.inbox.push((fetch, None, Input::Resolved(result)));
         }
         drop(s);
         self.run(cx);
@@ -220,7 +221,18 @@ impl Session {
         loop {
             let inbox = std::mem::take(&mut self.inbox);
             let mut progressed = !inbox.is_empty();
-            for (id, input) in inbox {
+            for (id, from, input) in inbox {
+                // A connection the fetch has left (a retry, a redirect elsewhere) may
+                // still report its end: stale, like an event for a removed token.
+                let current = match self.fetches.get(id).map(|f| &f.stage) {
+                    Some(Stage::Connecting { conn, .. } | Stage::Exchanging { conn }) => {
+                        Some(*conn)
+                    }
+                    _ => None,
+                };
+                if from.is_some() && from != current {
+                    continue;
+                }
                 self.step(id, input, cx, shared);
             }
             while self.active < self.config.max_parallel.max(1) {
@@ -289,6 +301,8 @@ impl Session {
                 match fetch.next.take() {
                     Some(next) => {
                         fetch.redirects += 1;
+                        // A new request: it gets its own retry for the keep-alive race.
+                        fetch.retried = false;
                         debug!("following a {} to {}", fetch.status, next.url);
                         match Origin::of(&next.url) {
                             Ok(origin) => {
@@ -531,8 +545,8 @@ impl Session {
 
     /// A connection reports `input` for fetch `id`; the session applies it when it runs
     /// (the caller pokes it with `request_drained(session)`).
-    pub(crate) fn report(&mut self, id: usize, input: Input) {
-        self.inbox.push((id, input));
+    pub(crate) fn report(&mut self, id: usize, conn: Token, input: Input) {
+        self.inbox.push((id, Some(conn), input));
     }
 
     /// A connection closed: forget it (it may have been idle in the pool).
