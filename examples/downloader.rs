@@ -75,6 +75,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
     let mut config = ClientConfig {
         max_parallel: args.parallel.max(1),
+        fail_on_error_status: true,
         ..ClientConfig::default()
     };
     if args.cacert.is_some() || args.insecure {
@@ -243,12 +244,6 @@ struct Download {
 
 impl Sink for Download {
     fn head(&mut self, _url: &Url, head: &ResponseHead) -> io::Result<()> {
-        if head.status >= 400 {
-            return Err(io::Error::other(format!(
-                "the server answered {} {}",
-                head.status, head.reason
-            )));
-        }
         if let ResponseFraming::Length(n) = head.framing {
             self.bar.set_length(n);
             self.total.inc_length(n);

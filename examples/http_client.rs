@@ -79,7 +79,7 @@ struct Args {
     /// Seconds to wait for the response head, and longest silence inside a body [default: 30].
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
-    /// Exit 22 when the final status is 400 or above.
+    /// A final status of 400 or above is an error: nothing of its body is written, exit 22.
     #[arg(short = 'f', long)]
     fail: bool,
 }
@@ -104,6 +104,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let spec = request(&args)?;
     let mut config = ClientConfig {
         follow_redirects: !args.no_follow,
+        fail_on_error_status: args.fail,
         max_parallel: 1,
         ..ClientConfig::default()
     };
@@ -145,8 +146,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
     reactor.run().map_err(|e| e.to_string())?;
     let outcome = result.borrow_mut().take();
     match outcome {
-        Some(Ok(summary)) if args.fail && summary.status >= 400 => {
-            eprintln!("http_client: the server answered {}", summary.status);
+        Some(Err(e @ FetchError::Status(..))) => {
+            eprintln!("http_client: {e}");
             Ok(ExitCode::from(22))
         }
         Some(Ok(_)) => Ok(ExitCode::SUCCESS),

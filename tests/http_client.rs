@@ -186,9 +186,17 @@ fn canned(answer: &'static [u8]) -> std::net::SocketAddr {
 /// exit status is 1, the message one line, and that no file (partial or not) was left.
 #[track_caller]
 fn fails_cleanly(url: &str) -> String {
+    fails_cleanly_with(url, &[])
+}
+
+/// [`fails_cleanly`] with more flags for `http_client`.
+#[track_caller]
+fn fails_cleanly_with(url: &str, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("dir");
     let target = dir.path().join("out").display().to_string();
-    let out = run("http_client", &[url, "-o", &target]);
+    let mut args = vec![url, "-o", &target];
+    args.extend_from_slice(extra);
+    let out = run("http_client", &args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -251,4 +259,108 @@ fn a_name_that_does_not_resolve_is_a_one_line_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot resolve nonexistent.invalid"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// The certificates a client must refuse, each served by netloop's HTTPS server while the
+/// client trusts the test CA: one self-signed (no CA issued it), one the CA issued for
+/// another name, one the CA issued that has expired. Each is a one-line error naming the
+/// reason, exit 1, and no file.
+#[test]
+fn certificates_the_client_must_refuse_are_one_line_errors_and_leave_no_file() {
+    let ca = TestCa::new();
+    let cacert = ca.ca_pem().display().to_string();
+    let cases = [
+        (self_signed(ca.dir.path()), "self-signed certificate"),
+        (
+            ca.issue("elsewhere", "DNS:elsewhere.example"),
+            "hostname mismatch",
+        ),
+        (
+            ca.issue_expired("localhost", "DNS:localhost,IP:127.0.0.1"),
+            "certificate has expired",
+        ),
+    ];
+    for (issued, why) in cases {
+        let (cert, key) = (
+            issued.cert.display().to_string(),
+            issued.key.display().to_string(),
+        );
+        let server = http_server(&[
+            "--https-addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ]);
+        let url = format!("https://localhost:{}/book", server.addr("https").port());
+        let err = fails_cleanly_with(&url, &["--cacert", &cacert]);
+        assert!(err.contains(why), "{why}: {err}");
+        // The server is not at fault and keeps serving: -k still fetches.
+        assert_success(&run("http_client", &[&url, "-k"]));
+    }
+}
+
+/// `-f`: a 404 is exit 22 and one line, and nothing of its body is written.
+#[test]
+fn fail_on_a_404_writes_nothing_and_exits_22() {
+    let server = http_server(&[]);
+    let url = format!("http://{}/no-such-page", server.addr("http"));
+    let out = run("http_client", &[&url, "-f"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(22), "{err}");
+    assert_eq!(err.trim(), "http_client: the server answered 404 Not Found");
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    // Without -f the 404 is an answer like any other: its body printed, exit 0.
+    let out = run("http_client", &[&url]);
+    assert_success(&out);
+    assert!(!out.stdout.is_empty());
+}
+
+/// The downloader fails the URLs the server answers with an error status, saves the others
+/// (through the same connection: the error's body is read and dropped), and exits 1.
+#[test]
+fn the_downloader_reports_an_error_status_per_url_and_keeps_the_rest() {
+    let server = http_server(&[]);
+    let base = format!("http://{}", server.addr("http"));
+    let dir = tempfile::tempdir().expect("dir");
+    let dir_s = dir.path().display().to_string();
+    let (good, bad) = (format!("{base}/book"), format!("{base}/missing"));
+    let again = format!("{base}/book?again=1");
+    let out = Command::new(binary("downloader"))
+        .args([&good, &bad, &again, "-d", &dir_s, "--parallel", "1"])
+        .env("RUST_LOG", "netloop::services::http_client=debug")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run downloader");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        trace.matches("reusing a kept-alive connection").count(),
+        2,
+        "the 404's connection carries the next request: {trace}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    let failed: Vec<&str> = summary.lines().filter(|l| !l.starts_with("ok ")).collect();
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains(&bad) && l.contains("the server answered 404 Not Found")),
+        "{summary}"
+    );
+    assert_eq!(
+        summary.lines().filter(|l| l.starts_with("ok ")).count(),
+        2,
+        "{summary}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["book", "book.1"],
+        "no file for the 404, nor a partial one"
+    );
 }

@@ -381,6 +381,64 @@ impl TestCa {
             key: dir.join(key),
         }
     }
+
+    /// Like [`TestCa::issue`], but valid only on 1 January 2020: a certificate that has
+    /// expired. `openssl x509 -req` cannot date a certificate in the past (its `-days` must
+    /// be positive), so this one is signed with `openssl ca`, which takes `-startdate` and
+    /// `-enddate`; its configuration and database live in the CA's directory.
+    #[track_caller]
+    pub fn issue_expired(&self, name: &str, sans: &str) -> Issued {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("index.txt"), "").expect("write index.txt");
+        std::fs::write(dir.join("serial"), "1000\n").expect("write serial");
+        std::fs::write(
+            dir.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca = test\n\
+                 [test]\ndatabase = index.txt\nserial = serial\nnew_certs_dir = .\n\
+                 default_md = sha256\npolicy = any\nx509_extensions = leaf\n\
+                 [any]\ncommonName = supplied\n\
+                 [leaf]\nsubjectAltName = {sans}\nbasicConstraints = CA:FALSE\n\
+                 keyUsage = digitalSignature\nextendedKeyUsage = serverAuth\n"
+            ),
+        )
+        .expect("write ca.cnf");
+        openssl(
+            dir,
+            &format!(
+                "req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                 -keyout {name}.key -out {name}.csr -subj /CN={name}"
+            ),
+        );
+        openssl(
+            dir,
+            &format!(
+                "ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -notext \
+                 -in {name}.csr -out {name}.pem \
+                 -startdate 20200101000000Z -enddate 20200102000000Z"
+            ),
+        );
+        Issued {
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        }
+    }
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (its own issuer, no CA) and
+/// its key, in `dir`.
+#[track_caller]
+pub fn self_signed(dir: &std::path::Path) -> Issued {
+    openssl(
+        dir,
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+         -keyout self.key -out self.pem -days 2 -subj /CN=localhost \
+         -addext subjectAltName=DNS:localhost,IP:127.0.0.1",
+    );
+    Issued {
+        cert: dir.join("self.pem"),
+        key: dir.join("self.key"),
+    }
 }
 
 #[track_caller]

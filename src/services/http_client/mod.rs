@@ -81,6 +81,10 @@ pub struct ClientConfig {
     pub idle_timeout: Duration,
     /// Follow 301/302/303/307/308 (up to [`MAX_REDIRECTS`]).
     pub follow_redirects: bool,
+    /// A final status of 400 or more fails the fetch with [`FetchError::Status`], as
+    /// curl's `--fail` does: the sink never sees the head nor the body (the body is still
+    /// read, and dropped, so that the connection can carry the next request).
+    pub fail_on_error_status: bool,
     /// Most fetches in progress at once (each may hold a connection).
     pub max_parallel: usize,
     /// The `User-Agent` sent unless the request sets one.
@@ -97,6 +101,7 @@ impl Default for ClientConfig {
             head_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
             follow_redirects: true,
+            fail_on_error_status: false,
             max_parallel: 8,
             user_agent: concat!("netloop/", env!("CARGO_PKG_VERSION")).into(),
             limits: ClientLimits::default(),
@@ -154,6 +159,9 @@ pub enum FetchError {
     Closed(String),
     /// More than this many redirects.
     TooManyRedirects(u32),
+    /// The final status was 400 or more and the config fails on it: the status and its
+    /// reason phrase.
+    Status(u16, String),
     /// The sink refused the data (a write failed).
     Sink(String),
     /// The reactor shut down first.
@@ -175,6 +183,7 @@ impl fmt::Display for FetchError {
                 write!(f, "connection closed before the response ended: {why}")
             }
             FetchError::TooManyRedirects(n) => write!(f, "more than {n} redirects"),
+            FetchError::Status(code, reason) => write!(f, "the server answered {code} {reason}"),
             FetchError::Sink(why) => write!(f, "cannot store the body: {why}"),
             FetchError::Shutdown => write!(f, "interrupted"),
         }

@@ -74,6 +74,9 @@ struct Fetch {
     redirects: u32,
     /// The current response is a redirect this fetch follows: its body is dropped.
     next: Option<RequestSpec>,
+    /// The final response's status is one the config fails on (`fail_on_error_status`):
+    /// its reason phrase. Its body is dropped too, so that the connection stays reusable.
+    error_status: Option<String>,
     status: u16,
     bytes: u64,
     /// Already retried once after a reused connection closed under it.
@@ -135,6 +138,7 @@ impl Client {
                     started: now,
                     redirects: 0,
                     next: None,
+                    error_status: None,
                     status: 0,
                     bytes: 0,
                     retried: false,
@@ -314,6 +318,11 @@ impl Session {
                             Err(e) => self.finish(id, Err(e)),
                         }
                     }
+                    None if fetch.error_status.is_some() => {
+                        let reason = fetch.error_status.take().unwrap_or_default();
+                        let status = fetch.status;
+                        self.finish(id, Err(FetchError::Status(status, reason)));
+                    }
                     None => {
                         let summary = Summary {
                             url: fetch.spec.url.clone(),
@@ -476,6 +485,10 @@ impl Session {
                 None => {}
             }
         }
+        if self.config.fail_on_error_status && head.status >= 400 {
+            fetch.error_status = Some(head.reason.clone());
+            return;
+        }
         if let Err(e) = fetch.sink.head(&fetch.spec.url, head) {
             if let Stage::Exchanging { conn } = fetch.stage {
                 self.conns.remove(&conn);
@@ -488,8 +501,8 @@ impl Session {
     /// Body bytes for fetch `id`, straight from the connection's read buffer.
     pub(crate) fn body(&mut self, id: usize, bytes: &[u8]) -> Result<(), FetchError> {
         let fetch = &mut self.fetches[id];
-        if fetch.next.is_some() || fetch.done {
-            return Ok(()); // a redirect's body, or a fetch already over
+        if fetch.next.is_some() || fetch.error_status.is_some() || fetch.done {
+            return Ok(()); // a redirect's or an error's body, or a fetch already over
         }
         fetch.bytes += bytes.len() as u64;
         fetch
