@@ -43,14 +43,15 @@
 
 mod common;
 
+use common::nginx::{Nginx, free_addr, make_certificate};
 use common::{
-    Server, accepts, cpu_seconds, env_or, kill_on_panic, median, start_announcing, us, us_json,
-    wrk_errors, wrk_percentile_us, wrk_rps,
+    Server, cpu_seconds, env_or, kill_on_panic, median, start_announcing, us, us_json, wrk_errors,
+    wrk_percentile_us, wrk_rps,
 };
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 /// One measurement of one server.
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,34 +71,6 @@ struct Side {
     name: &'static str,
     addr: SocketAddr,
     cpu_pid: u32,
-}
-
-/// nginx: its master (our child) and its one worker, which does all the work. Stopped on
-/// drop; a panic SIGKILLs both (`kill_on_panic`).
-struct Nginx {
-    master: Child,
-    worker: u32,
-    addr: SocketAddr,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM is nginx's fast shutdown: the master stops its worker, then exits.
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-        unsafe { libc::kill(self.master.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while matches!(self.master.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20)); // nginx gives no signal but its exit
-        }
-        // A worker that outlived its master: only if the pid is still an nginx.
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", self.worker));
-        if comm.is_ok_and(|c| c.trim() == "nginx") {
-            // SAFETY: as above.
-            unsafe { libc::kill(self.worker as libc::pid_t, libc::SIGKILL) };
-        }
-        let _ = self.master.kill();
-        let _ = self.master.wait();
-    }
 }
 
 fn main() {
@@ -233,40 +206,6 @@ fn main() {
     drop(netloop);
 }
 
-/// A self-signed P-256 ECDSA certificate for localhost and its PKCS#8 key (what
-/// `openssl req -newkey` writes), in `dir`: `(cert.pem, key.pem)`.
-fn make_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl req failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (dir.join("cert.pem"), dir.join("key.pem"))
-}
-
 /// `examples/http_server` on CPU 0 with its HTTPS listener on a free port, once it has
 /// announced it. (Its plain HTTP listener is there too, on another free port, unused.)
 fn start_netloop_https(cert: &Path, key: &Path) -> Server {
@@ -287,40 +226,14 @@ fn start_netloop_https(cert: &Path, key: &Path) -> Server {
     server
 }
 
-/// nginx on CPU 0 with a config in `dir` (one worker, TLS 1.2 and `cipher` only, the same
-/// certificate), ready once it accepts and its worker is there.
+/// nginx on CPU 0 (`common::nginx`) with one TLS listener: TLS 1.2 and `cipher` only, the
+/// same certificate.
 fn start_nginx(dir: &Path, cert: &Path, key: &Path, cipher: &str) -> Nginx {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
-    for sub in ["logs", "tmp"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("nginx dirs");
-    }
+    let addr = free_addr();
     // ../shared/bench/nginx.conf with `ssl` on the listener and the TLS lines; the body is
     // netloop's `/` (checked at start).
-    let conf = format!(
-        r#"daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid logs/nginx.pid;
-error_log logs/error.log warn;
-events {{
-    worker_connections 19000;
-    use epoll;
-}}
-http {{
-    access_log off;
-    client_body_temp_path tmp/client_body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    tcp_nodelay on;
-    server_tokens off;
-    server {{
+    let server = format!(
+        r#"    server {{
         listen {addr} ssl backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -330,57 +243,11 @@ http {{
             default_type text/html;
             return 200 "Hello, world!";
         }}
-    }}
-}}
-"#,
+    }}"#,
         cert = cert.display(),
         key = key.display(),
     );
-    std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
-    let mut prefix = dir.as_os_str().to_owned();
-    prefix.push("/");
-    let mut master = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(env_or("NGINX", "/usr/sbin/nginx"))
-        .arg("-p")
-        .arg(prefix)
-        .args(["-c", "nginx.conf"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start nginx (apt-get install nginx-light)");
-    kill_on_panic(master.id());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let worker = loop {
-        if let Ok(Some(status)) = master.try_wait() {
-            let log = std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
-            panic!("nginx exited ({status}): {log}");
-        }
-        if let Some(w) = child_of(master.id()).filter(|_| accepts(addr)) {
-            break w;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nginx never became ready at {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20)); // nginx gives no readiness signal
-    };
-    kill_on_panic(worker);
-    Nginx {
-        master,
-        worker,
-        addr,
-    }
-}
-
-/// A child process of `pid`, from /proc (nginx's worker: the master has only the one).
-fn child_of(pid: u32) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let child: u32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        // Field 4 is the parent's pid; the name before it may hold spaces: count from ") ".
-        let ppid: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
-        (ppid == pid).then_some(child)
-    })
+    common::nginx::start_nginx(dir, &server, addr)
 }
 
 /// What a TLS handshake with a server settles on.

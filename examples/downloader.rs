@@ -44,7 +44,7 @@ struct Args {
     /// Overwrite files that exist already.
     #[arg(long)]
     force: bool,
-    /// Trust the PEM certificates in FILE (a local CA) besides the system's.
+    /// Trust only the PEM certificates in FILE (a local CA), not the system's (as curl).
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
     /// Do not verify servers' certificates.

@@ -67,7 +67,7 @@ struct Args {
     /// Show the connection's life through the reactor's trace.
     #[arg(short = 'v', long)]
     verbose: bool,
-    /// Trust the PEM certificates in FILE (a local CA) besides the system's.
+    /// Trust only the PEM certificates in FILE (a local CA), not the system's (as curl).
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
     /// Do not verify the server's certificate (the connection is encrypted, but to whom?).

@@ -1,7 +1,10 @@
 //! What every bench shares: where the comparison peers and load scripts are, starting the
 //! `netloop` binary pinned to CPU 0 and reading its start-up line, a server's CPU time and
 //! peak memory from /proc, and medians. Each bench includes it with `mod common;`.
+//! `nginx` starts nginx as a peer or server.
 #![allow(dead_code)] // each bench uses a different subset
+
+pub mod nginx;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
