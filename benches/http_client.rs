@@ -61,6 +61,9 @@ const RSS_TARGET_MIB: f64 = 16.0;
 const TIMEOUT_S: &str = "300";
 
 /// One client run, from its `rusage`.
+/// Builds a client's command line for one output directory.
+type CommandFor<'a> = dyn Fn(&Path) -> Command + 'a;
+
 #[derive(Clone, Copy, Debug)]
 struct Run {
     wall_s: f64,
@@ -309,7 +312,7 @@ fn main() {
             std::fs::create_dir_all(&d).expect("output dir");
             d
         };
-        let clients: [(&str, &dyn Fn(&Path) -> Command); 3] = [
+        let clients: [(&str, &CommandFor); 3] = [
             ("netloop", &|d: &Path| {
                 let mut c = Command::new(&downloader);
                 c.args(&urls)
