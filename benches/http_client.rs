@@ -1,6 +1,6 @@
 //! The HTTP client against curl, both downloading from one local nginx: one big body over
 //! plain HTTP and over HTTPS, and many small files at once, with the lesson's model (a
-//! thread per URL) in the same table. Issue 12's performance section.
+//! thread per URL) in the same table.
 //!
 //! Run: `cargo bench --bench http_client` (needs `nginx`, `curl` and `openssl`)
 //!
@@ -29,7 +29,7 @@
 //!   PARALLEL --output-dir DIR -O URL ...`, and `examples/threaded_downloader` (a thread
 //!   and a connection per URL, all at once). Files/s, CPU seconds, peak RSS.
 //!
-//! The targets (issue 12): plain MB/s at least 1.0x curl's with no more CPU per GiB, HTTPS
+//! The targets: plain MB/s at least 1.0x curl's with no more CPU per GiB, HTTPS
 //! at least 0.9x, peak RSS under 16 MiB for both bodies, files/s at least 1.0x curl's. The
 //! bench prints each against its figure and does not fail on a miss.
 //!
@@ -50,10 +50,11 @@ use std::time::Instant;
 /// times the RSS target), small enough to add little to the run.
 const MID_MIB: u64 = 64;
 
-/// Each small file's size: 16 KiB, issue 12's figure (a page's worth of assets).
+/// Each small file's size: 16 KiB (a page's worth of assets).
 const SMALL: usize = 16 * 1024;
 
-/// The peak RSS a client may reach downloading any body, from issue 12.
+/// The peak RSS a client may reach downloading any body: a client that streams its body
+/// to disk needs no more, whatever the body's size.
 const RSS_TARGET_MIB: f64 = 16.0;
 
 /// Seconds any one client run may take before `timeout` stops it: a 1 GiB body takes about
@@ -392,7 +393,7 @@ fn main() {
 
     if !targets.is_empty() {
         println!();
-        println!("issue 12's targets:");
+        println!("targets:");
         for t in &targets {
             println!("  {t}");
         }
