@@ -10,6 +10,7 @@
 pub mod chat;
 pub mod file;
 pub mod http;
+pub mod smtp;
 pub mod time;
 
 #[cfg(test)]
