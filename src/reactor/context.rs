@@ -8,10 +8,11 @@ use super::resolver::{self, Resolve};
 use super::timer::{Kind, TimerId, Timers};
 use super::tls::{ClientTls, PendingTls, TlsRole};
 use super::transport::Transport;
-use super::{Stats, Token};
+use super::{Notifier, Stats, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A handler's window on the reactor during one callback.
@@ -254,6 +255,14 @@ impl<'a> Context<'a> {
         log::trace!("  {}{} looking up {host}", self.service(), self.me);
         let id = self.core.resolver.lookup(self.me, host, port)?;
         Ok(Resolve::Pending(id))
+    }
+
+    /// A handle for a helper thread to report back to this connection: its
+    /// [`Notifier::notify`] wakes the loop and the report reaches this handler's
+    /// [`notified`](super::Handler::notified). For work that blocks (an fsync, a password
+    /// hash), which must never run on the loop (see `notify.rs`).
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.me, Arc::clone(&self.core.inbox))
     }
 
     /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).

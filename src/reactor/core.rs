@@ -10,6 +10,7 @@ use super::config::{Config, UDP_BACKLOG_MAX};
 use super::entry::{Entry, Io, ShowInterest, Who};
 use super::handler::{CloseReason, Handler};
 use super::lifecycle::{Input, State};
+use super::notify::Inbox;
 use super::resolver::Resolver;
 use super::timer::{Kind, Timers};
 use super::tls::{PendingTls, TlsRole};
@@ -53,11 +54,14 @@ pub(crate) struct Core {
     pub shutdown_deadline: Option<Instant>,
     /// Name lookups, off the loop.
     pub resolver: Resolver,
+    /// Reports from services' helper threads (`notify.rs`).
+    pub inbox: Arc<Inbox>,
 }
 
 impl Core {
     pub(crate) fn new(registry: Registry, waker: Arc<Waker>, config: Config) -> Core {
         Core {
+            inbox: Inbox::new(Arc::clone(&waker)),
             resolver: Resolver::new(config.resolver, waker),
             entries: Slab::new(),
             generations: super::token::Generations::new(),
@@ -237,6 +241,20 @@ impl Core {
             }
             let (id, result) = (answer.id, answer.result);
             self.call(answer.token, |h, cx| h.resolved(cx, id, result));
+        }
+    }
+
+    /// Reports waiting to be delivered.
+    pub(crate) fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// Hands every report from a helper thread to the handler it is for; a report for a
+    /// connection that closed meanwhile is dropped with the connection.
+    pub(crate) fn deliver_reports(&mut self) {
+        for (token, report) in self.inbox.take() {
+            trace!("  report for {token}");
+            self.call(token, |h, cx| h.notified(cx, report));
         }
     }
 

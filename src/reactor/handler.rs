@@ -1,6 +1,6 @@
 //! The one trait a protocol implements to live in the reactor.
 
-use super::{Context, LookupId, TimerId};
+use super::{Context, LookupId, Report, TimerId};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -66,6 +66,12 @@ pub trait Handler {
         result: io::Result<Vec<SocketAddr>>,
     ) {
         let _ = (cx, id, result);
+    }
+
+    /// A helper thread reported back through a [`Notifier`](super::Notifier) from
+    /// [`Context::notifier`]: a message is on disk, a password checked. Runs on the loop.
+    fn notified(&mut self, cx: &mut Context<'_>, report: Report) {
+        let _ = (cx, report);
     }
 
     /// A timer armed with [`Context::set_timer`] fired.

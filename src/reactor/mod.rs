@@ -35,6 +35,7 @@ mod handler;
 mod io_loops;
 mod lifecycle;
 mod mmsg;
+pub mod notify;
 pub mod resolver;
 mod stats;
 pub mod testing;
@@ -46,6 +47,7 @@ mod transport;
 pub use config::{Config, FD_RESERVE, READ_BUFFER, open_file_limit};
 pub use context::Context;
 pub use handler::{CloseReason, Handler};
+pub use notify::{Notifier, Report};
 pub use resolver::{LookupId, Resolve};
 pub use stats::Stats;
 pub use timer::TimerId;
@@ -418,12 +420,14 @@ impl Reactor {
         for event in self.events.iter() {
             self.core.stats.events += 1;
             match event.token() {
-                // Another thread wants the loop: a shutdown, or finished name lookups.
+                // Another thread wants the loop: a shutdown, finished name lookups, or reports
+                // from a service's helper threads (notify.rs).
                 token::WAKER => {
                     if self.shutdown_requested.load(Ordering::Acquire) {
                         self.core.shutdown_requested = true;
                     }
                     self.core.deliver_lookups();
+                    self.core.deliver_reports();
                 }
                 token::SIGNALS => {
                     if let Some(signals) = &mut self.signals {

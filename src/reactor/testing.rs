@@ -97,6 +97,19 @@ impl TestBed {
         self.settle();
     }
 
+    /// Waits up to `wait` (real time) for a helper thread's report, then delivers every
+    /// report that has arrived to its handler's `notified`, as the reactor does when its
+    /// waker fires. Returns how many were delivered.
+    pub fn deliver_reports(&mut self, wait: Duration) -> usize {
+        let mut events = mio::Events::with_capacity(4);
+        // The waker's eventfd is registered with this poll: a report wakes it.
+        let _ = self._poll.poll(&mut events, Some(wait));
+        let n = self.core.inbox_len();
+        self.core.deliver_reports();
+        self.settle();
+        n
+    }
+
     /// The virtual time.
     pub fn now(&self) -> Instant {
         self.core.now
