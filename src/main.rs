@@ -8,6 +8,7 @@
 //!       nc 127.0.0.1 12345         (chat: a nickname, then lines; /who /me /nick /quit)
 //!       nc 127.0.0.1 12346         (chat-raw: the lesson's framing)
 //!       echo '{"op":"list"}' | nc 127.0.0.1 5566     (file, request mode)
+//!       swaks --server 127.0.0.1:2525 --to bob@example.net   (SMTP, stored in a Maildir)
 //! Flags: --bind, one --*-port per service (0: any free port), --help.
 
 use clap::Parser;
@@ -15,7 +16,7 @@ use netloop::cli;
 use netloop::reactor::Config;
 use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
 use netloop::services::http::{self, HttpFlags, app};
-use netloop::services::{file, time, udp_echo};
+use netloop::services::{file, smtp, time, udp_echo};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -64,6 +65,12 @@ struct Args {
     /// Default: `netloop-files` in the system's temporary directory, never the current one.
     #[arg(long)]
     file_dir: Option<PathBuf>,
+    /// TCP port of the SMTP server (lesson programs 13/14) [default: 2525]. It offers
+    /// STARTTLS with --tls-cert and --tls-key.
+    #[arg(long, value_name = "PORT")]
+    smtp_port: Option<u16>,
+    #[command(flatten, next_help_heading = "SMTP")]
+    smtp: netloop::services::smtp::SmtpFlags,
     /// Put every service whose port is not given on a free port (port 0): for tests and
     /// scripts, which read the ports from the start-up lines.
     #[arg(long)]
@@ -103,6 +110,14 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("netloop: file: cannot serve {}: {e}", file_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    // So is the Maildir (and the users file): the SMTP service is built before any binds.
+    let (smtp_service, smtp_said) = match args.smtp.service(tls.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("netloop: smtp: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -169,6 +184,17 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     log::info!("file: request mode, serving and storing uploads in {served}");
+    let addr = SocketAddr::new(args.bind, args.port(args.smtp_port, smtp::DEFAULT_PORT));
+    let bound = reactor.listen("smtp", addr, Rc::new(smtp_service).factory());
+    let swaks = |a: SocketAddr| format!("swaks --server {a} --to bob@example.net");
+    if up("smtp", "tcp", addr, bound, &swaks).is_none() {
+        return ExitCode::FAILURE;
+    }
+    if args.smtp.sink || args.smtp.no_fsync {
+        log::warn!("smtp: {smtp_said}");
+    } else {
+        log::info!("smtp: {smtp_said}");
+    }
 
     // The landing page lists every service, HTTP included, so it is filled in once all are bound.
     let landing = Rc::new(RefCell::new(String::new()));

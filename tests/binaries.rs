@@ -16,7 +16,7 @@ const OTHER_PORTS_FREE: [&str; 1] = ["--any-ports"];
 fn netloop() -> ServerProcess {
     let mut cmd = Command::new(binary("netloop"));
     cmd.args(["--time-port", "0"]).args(OTHER_PORTS_FREE);
-    spawn_server(cmd, 6)
+    spawn_server(cmd, 7)
 }
 
 #[test]
@@ -25,7 +25,9 @@ fn netloop_announces_every_service_and_serves_them_on_one_thread() {
     let names: Vec<&str> = server.listening.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
         names,
-        ["time", "udp-echo", "chat", "chat-raw", "file", "http"]
+        [
+            "time", "udp-echo", "chat", "chat-raw", "file", "smtp", "http"
+        ]
     );
     let mut c = connect(server.addr("time"));
     assert_time_format(std::str::from_utf8(&read_to_end(&mut c)).expect("utf-8"));
@@ -35,7 +37,8 @@ fn netloop_announces_every_service_and_serves_them_on_one_thread() {
     let mut buf = [0u8; 16];
     let (n, _) = u.recv_from(&mut buf).expect("echo");
     assert_eq!(&buf[..n], b"hello");
-    // One thread: the kernel's view of the process.
+    // One thread: the kernel's view of the process. (Helper threads for work that would
+    // block, a name lookup or an fsync, start only when such work first comes.)
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).expect("status");
     assert!(
@@ -282,7 +285,7 @@ fn the_trace_shows_a_connection_tick_by_tick() {
     cmd.args(["--time-port", "0"])
         .args(OTHER_PORTS_FREE)
         .env("RUST_LOG", "netloop=trace");
-    let mut server = spawn_server(cmd, 6);
+    let mut server = spawn_server(cmd, 7);
     let mut c = connect(server.addr("time"));
     let _ = read_to_end(&mut c);
     drop(c);
@@ -320,7 +323,7 @@ fn accept_under_emfile_does_not_spin_and_everyone_is_served() {
         "ulimit -n 24 && exec \"$0\" --any-ports --max-connections 1000",
     ])
     .arg(binary("netloop"));
-    let server = spawn_server(cmd, 6);
+    let server = spawn_server(cmd, 7);
     let pid = server.child.id();
     let ticks = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");

@@ -248,7 +248,7 @@ fn serve(dir: &Path) -> ServerProcess {
 fn netloop() -> ServerProcess {
     let mut cmd = Command::new(binary("netloop"));
     cmd.args(["--time-port", "0", "--any-ports"]);
-    spawn_server(cmd, 6)
+    spawn_server(cmd, 7)
 }
 
 /// The served directory: names that need HTML escaping, percent-encoding, or both.

@@ -762,7 +762,7 @@ fn the_netloop_binary_serves_files_from_a_safe_directory_it_names() {
     std::fs::write(served.path().join("hello.txt"), b"hello\n").expect("write");
     let mut cmd = Command::new(binary("netloop"));
     cmd.arg("--any-ports").arg("--file-dir").arg(served.path());
-    let server = spawn_server(cmd, 6);
+    let server = spawn_server(cmd, 7);
     let addr = server.addr("file");
     let reply = raw_request(
         addr,
@@ -787,7 +787,7 @@ fn the_netloop_binary_serves_files_from_a_safe_directory_it_names() {
         cmd.arg("--any-ports").env("TMPDIR", tmp.path());
         cmd
     };
-    let server = spawn_server(netloop_default(), 6);
+    let server = spawn_server(netloop_default(), 7);
     // An answer means the loop runs (and handles SIGTERM).
     let reply = raw_request(server.addr("file"), "{\"op\":\"list\"}\n", b"");
     assert_eq!(reply, "{\"status\":\"ok\",\"files\":[]}\n");
@@ -809,7 +809,7 @@ fn the_netloop_binary_serves_files_from_a_safe_directory_it_names() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("netloop-files is not a directory; refusing to serve it"),
+        stderr.contains("netloop-files is not a directory; refusing to use it"),
         "{stderr}"
     );
     std::fs::remove_file(&default).expect("rm");

@@ -454,7 +454,7 @@ fn assert_clean_json(report: &serde_json::Value, unit: &str) {
 fn loadgen_cli_prints_json_against_the_netloop_binary() {
     let mut cmd = Command::new(binary("netloop"));
     cmd.arg("--any-ports");
-    let server = spawn_server(cmd, 6);
+    let server = spawn_server(cmd, 7);
     let url = format!("http://{}/hello", server.addr("http"));
     let http = loadgen_json(&[&url, "--conns", "4", "--depth", "2"]);
     assert_clean_json(&http, "requests");

@@ -400,7 +400,7 @@ fn netloop_with_a_certificate_serves_https_beside_http() {
     assert_eq!(
         names,
         [
-            "time", "udp-echo", "chat", "chat-raw", "file", "http", "https"
+            "time", "udp-echo", "chat", "chat-raw", "file", "smtp", "http", "https"
         ]
     );
     let port = server.addr("https").port();

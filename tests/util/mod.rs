@@ -452,7 +452,7 @@ fn openssl(dir: &std::path::Path, args: &str) {
 }
 
 /// The `netloop` binary on free ports with a certificate from `ca` for localhost and
-/// 127.0.0.1: its seven services, `https` last.
+/// 127.0.0.1: its eight services, `https` last.
 #[track_caller]
 pub fn netloop_with_tls(ca: &TestCa) -> ServerProcess {
     let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
@@ -461,5 +461,5 @@ pub fn netloop_with_tls(ca: &TestCa) -> ServerProcess {
         .arg(&issued.cert)
         .arg("--tls-key")
         .arg(&issued.key);
-    spawn_server(cmd, 7)
+    spawn_server(cmd, 8)
 }

@@ -43,6 +43,7 @@
 //! CR and LF alone are not line ends inside a message, which is what keeps a second message
 //! from being smuggled inside the first (see [`server`]).
 
+pub mod client;
 pub mod command;
 pub mod reply;
 pub mod server;
@@ -50,6 +51,7 @@ pub mod server;
 #[cfg(test)]
 mod transcript;
 
+pub use client::*;
 pub use command::{Command, CommandError, MAX_PATH, parse_command};
 pub use reply::{MAX_REPLY_LINE, MAX_REPLY_LINES, Reply, ReplyError, ReplyReader, write_reply};
 pub use server::*;

@@ -155,32 +155,7 @@ impl Store {
 /// `netloop-files` is used only if it is a real directory (not a symlink someone planted to
 /// aim our uploads elsewhere), owned by us, and writable by no one else.
 pub fn default_dir() -> io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join("netloop-files");
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    let meta = std::fs::symlink_metadata(&dir)?;
-    // /proc/self belongs to the process's effective user: who we are, without libc.
-    let me = std::fs::metadata("/proc/self")?.uid();
-    let refuse = |why: &str| {
-        Err(io::Error::other(format!(
-            "{} {why}; refusing to serve it (choose a directory with --file-dir)",
-            dir.display()
-        )))
-    };
-    if meta.file_type().is_symlink() || !meta.is_dir() {
-        return refuse("is not a directory");
-    }
-    if meta.uid() != me {
-        return refuse("belongs to another user");
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse("is writable by other users");
-    }
-    Ok(dir)
+    crate::services::private_temp_dir("netloop-files", "--file-dir")
 }
 
 /// Size and SHA-256 of a local file, read in 1 MiB pieces (a client about to upload it
