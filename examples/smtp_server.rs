@@ -11,7 +11,7 @@
 //!        python3 -c 'import mailbox; [print(m["Subject"]) for m in mailbox.Maildir("mail")]'
 //!
 //! Each message is written to `tmp/`, fsynced, renamed into `new/` and the directory
-//! fsynced on the store thread; the client hears 250 only after that. `--no-fsync` and
+//! fsynced on the disk thread; the client hears 250 only after that. `--no-fsync` and
 //! `--sink` are for load tests (see `benches/smtp.rs`).
 
 use clap::Parser;
@@ -51,7 +51,8 @@ fn main() -> ExitCode {
     let Some(tls) = args.tls.load("smtp_server") else {
         return ExitCode::FAILURE;
     };
-    let (service, said) = match args.smtp.service(tls) {
+    let disk = netloop::services::disk::Disk::new();
+    let (service, said) = match args.smtp.service(tls, &disk) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("smtp_server: {e}");
@@ -65,17 +66,20 @@ fn main() -> ExitCode {
     let Some(mut reactor) = cli::new_reactor(config) else {
         return ExitCode::FAILURE;
     };
-    let factory = Rc::new(service).factory();
+    let service = Rc::new(service);
+    let factory = Rc::clone(&service).factory();
     let bound = reactor.listen("smtp", args.addr, factory);
     if cli::announce_or_fail("smtp", args.addr, bound).is_none() {
         return ExitCode::FAILURE;
     }
     if args.smtp.sink || args.smtp.no_fsync {
-        log::warn!("smtp: {said}");
+        log::warn!(target: "netloop::smtp", "{said}");
     } else {
-        log::info!("smtp: {said}");
+        log::info!(target: "netloop::smtp", "{said}");
     }
-    cli::serve(reactor)
+    let code = cli::serve(reactor);
+    log::info!(target: "netloop::smtp", "{}", service.summary());
+    code
 }
 
 /// `--hash-password USER`: one line of stdin (the password, without its line ending) to

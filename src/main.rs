@@ -114,7 +114,9 @@ fn main() -> ExitCode {
         }
     };
     // So is the Maildir (and the users file): the SMTP service is built before any binds.
-    let (smtp_service, smtp_said) = match args.smtp.service(tls.clone()) {
+    // One disk thread for every service's fsyncs (uploads, mail): see services/disk.rs.
+    let disk = netloop::services::disk::Disk::new();
+    let (smtp_service, smtp_said) = match args.smtp.service(tls.clone(), &disk) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("netloop: smtp: {e}");
@@ -177,7 +179,7 @@ fn main() -> ExitCode {
     }
     let addr = SocketAddr::new(args.bind, args.port(args.file_port, file::DEFAULT_PORT));
     let served = store.dir().display().to_string();
-    let factory = file::RequestServer::factory(file::FileService::shared(store));
+    let factory = file::RequestServer::factory(file::FileService::shared_on(store, disk.clone()));
     let bound = reactor.listen_with("file", addr, file::listen_options(), factory);
     let list = |a: SocketAddr| format!("echo '{{\"op\":\"list\"}}' | nc {} {}", a.ip(), a.port());
     if up("file", "tcp", addr, bound, &list).is_none() {

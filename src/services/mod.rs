@@ -12,6 +12,7 @@
 //! | [`smtp`] | 13/14 | [`smtp::SmtpConn`] | (smtplib, swaks) |
 
 pub mod chat;
+pub mod disk;
 pub mod file;
 pub mod http;
 pub mod http_client;

@@ -34,9 +34,10 @@
 
 use super::incoming::Incoming;
 use super::outgoing::{Outgoing, Step};
-use super::receive::Receiver;
+use super::receive::{ReceiveError, Received, Receiver};
 use super::store::{FileId, Store};
-use crate::reactor::{CloseReason, Context, Handler, ListenOptions, TimerId};
+use crate::reactor::{CloseReason, Context, Handler, ListenOptions, Report, TimerId};
+use crate::services::disk::Disk;
 use log::{info, warn};
 use netloop_protocols::file::{
     Encoding, FileHeader, Listing, Reply, Request, RequestReader, Sha256Digest, Stored, write_error,
@@ -70,14 +71,23 @@ const NEXT_TICK: Duration = Duration::from_nanos(1);
 pub struct FileService {
     /// The served directory.
     pub store: Store,
+    /// Where an upload's fsync and rename run, off the loop.
+    pub disk: Disk,
     scratch: Vec<u8>,
 }
 
 impl FileService {
-    /// A service over `store`, ready to hand to [`RequestServer::factory`].
+    /// A service over `store`, ready to hand to [`RequestServer::factory`], with a disk
+    /// thread of its own.
     pub fn shared(store: Store) -> Rc<RefCell<FileService>> {
+        FileService::shared_on(store, Disk::new())
+    }
+
+    /// The same, its uploads committed on `disk`'s thread (shared with other services).
+    pub fn shared_on(store: Store, disk: Disk) -> Rc<RefCell<FileService>> {
         Rc::new(RefCell::new(FileService {
             store,
+            disk,
             scratch: Vec::new(),
         }))
     }
@@ -203,6 +213,10 @@ enum Phase {
     Receiving {
         name: String,
         rx: Box<Receiver>,
+    },
+    /// The upload is complete and checked; the disk thread fsyncs it and gives it its name.
+    Committing {
+        name: String,
     },
     Done,
 }
@@ -449,12 +463,26 @@ impl RequestServer {
         }
     }
 
+    /// Hands the complete upload to the disk thread: its fsync, rename and directory fsync
+    /// would stop the loop for as long as the disk takes. The answer comes in `notified`.
     fn store_upload(&mut self, cx: &mut Context<'_>) {
         let Phase::Receiving { name, rx } = std::mem::replace(&mut self.phase, Phase::Done) else {
             return;
         };
-        let force = self.shared.borrow().store.force;
-        match rx.commit(force) {
+        let (force, disk) = {
+            let shared = self.shared.borrow();
+            (shared.store.force, shared.disk.clone())
+        };
+        self.phase = Phase::Committing { name };
+        disk.run(cx.notifier(), move || rx.commit(force));
+    }
+
+    /// The disk thread's answer for [`store_upload`](Self::store_upload).
+    fn committed(&mut self, cx: &mut Context<'_>, result: Result<Received, ReceiveError>) {
+        let Phase::Committing { name } = std::mem::replace(&mut self.phase, Phase::Done) else {
+            return;
+        };
+        match result {
             Ok(received) => {
                 info!("{}: stored {name} ({} bytes)", peer(cx), received.size);
                 if let (Some(digest), Ok(meta)) = (received.sha256, received.path.metadata()) {
@@ -495,7 +523,10 @@ impl Handler for RequestServer {
             }
             Phase::Receiving { .. } => self.receive(cx, bytes),
             // One request per connection: anything after it (a stray newline) is ignored.
-            Phase::Hashing { .. } | Phase::Sending { .. } | Phase::Done => {}
+            Phase::Hashing { .. }
+            | Phase::Sending { .. }
+            | Phase::Committing { .. }
+            | Phase::Done => {}
         }
     }
 
@@ -522,8 +553,9 @@ impl Handler for RequestServer {
                 Ok(_) => self.fail(cx, "the upload ended early"),
                 Err(e) => self.fail(cx, &e.to_string()),
             },
-            // A client that half-closes after its request still gets the whole file.
-            Phase::Hashing { .. } | Phase::Sending { .. } => {}
+            // A client that half-closes after its request still gets the whole file, and
+            // one that half-closes after its upload still hears whether it was stored.
+            Phase::Hashing { .. } | Phase::Sending { .. } | Phase::Committing { .. } => {}
             Phase::Done => cx.close(),
         }
     }
@@ -538,11 +570,20 @@ impl Handler for RequestServer {
         }
     }
 
+    fn notified(&mut self, cx: &mut Context<'_>, report: Report) {
+        if let Ok(result) = report.downcast::<Result<Received, ReceiveError>>() {
+            self.committed(cx, *result);
+        }
+    }
+
     /// A transfer under way (either way) may finish within the shutdown grace period; an
     /// idle connection is closed.
     fn shutdown(&mut self, cx: &mut Context<'_>) {
         match self.phase {
-            Phase::Hashing { .. } | Phase::Sending { .. } | Phase::Receiving { .. } => {}
+            Phase::Hashing { .. }
+            | Phase::Sending { .. }
+            | Phase::Receiving { .. }
+            | Phase::Committing { .. } => {}
             Phase::Request(_) | Phase::Done => cx.close(),
         }
     }
@@ -575,6 +616,8 @@ mod tests {
     use super::*;
     use crate::reactor::testing::TestBed;
     use netloop_protocols::file::JsonBase64Encoder;
+    /// Generous bound for the disk thread's report on a loaded machine.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
     fn service(dir: &std::path::Path) -> Rc<RefCell<FileService>> {
         FileService::shared(Store::open(dir).expect("store"))
@@ -650,6 +693,12 @@ mod tests {
             "{{\"op\":\"put\",\"filename\":\"up.txt\",\"size\":3,\"sha256\":\"{digest}\"}}\n"
         );
         bed.data(conn, &[request.as_bytes(), &doc].concat());
+        assert!(
+            bed.take_output(conn).is_empty(),
+            "no answer before the disk's"
+        );
+        // The fsync and rename run on the disk thread, which reports back.
+        assert_eq!(bed.deliver_reports(PATIENCE), 1);
         assert_eq!(
             bed.take_output(conn),
             b"{\"status\":\"ok\",\"filename\":\"up.txt\",\"size\":3}\n"

@@ -4,7 +4,7 @@
 //! callback   what happens
 //! opened     the 220 greeting (queued when the session was made)
 //! data       bytes to the session; then pump
-//! notified   Stored from the store thread → 250 or 451; Checked from the auth thread → 235,
+//! notified   Stored from the disk thread → 250 or 451; Checked from the auth thread → 235,
 //!            or 535 after a delay that grows with each failure
 //! timer      the session's deadline (idle, command, DATA) → 421; or the delayed 535
 //! eof        the client left; a message cut short is dropped
@@ -13,13 +13,13 @@
 //!
 //! `pump` is the one place the session's outputs are acted on, after every input: its bytes
 //! go into the output queue, then each event is carried out (STARTTLS on the reactor's
-//! transport, a password to the auth thread, a message to the store thread or the sink, a
+//! transport, a password to the auth thread, a message to the disk thread or the sink, a
 //! close), then the timer is armed at the session's deadline.
 
-use super::store::Stored;
 use super::users::Checked;
-use super::{Keep, SmtpService};
+use super::{Durability, Keep, SmtpService};
 use crate::reactor::{Context, Handler, Report, TimerId, TlsRole};
+use crate::services::disk::Stored;
 use netloop_protocols::smtp::{ServerEvent, ServerSession, StoreFailed, received_header};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -99,7 +99,11 @@ impl SmtpConn {
                             self.service.count_accepted();
                             self.session.handle_stored(Ok(name));
                         }
-                        Keep::Maildir(store) => {
+                        Keep::Maildir {
+                            maildir,
+                            durability,
+                            disk,
+                        } => {
                             let date = chrono::Local::now().fixed_offset();
                             let peer = format!("[{}]", self.peer.ip());
                             let hostname = &self.service.server.hostname;
@@ -109,7 +113,8 @@ impl SmtpConn {
                                 header,
                                 data: message.data,
                             };
-                            store.submit(letter, cx.notifier());
+                            let fsync = *durability == Durability::Fsync;
+                            disk.deliver(maildir, fsync, letter, cx.notifier());
                         }
                     }
                 }

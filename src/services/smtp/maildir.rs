@@ -15,8 +15,8 @@
 //! ```
 //!
 //! Messages that finish together share the one fsync of `new/`: that is what makes 20
-//! sessions delivering at once cost fewer than two fsyncs a message (`store.rs` batches).
-//! All of this blocks, so it runs on the store thread, never on the loop.
+//! sessions delivering at once cost fewer than two fsyncs a message (the disk thread batches).
+//! All of this blocks, so it runs on the disk thread (`services/disk.rs`), never on the loop.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};

@@ -4,15 +4,16 @@
 //! | file | what it holds |
 //! |---|---|
 //! | [`conn`] | one connection: the sans-IO session from `netloop_protocols::smtp`, and its events carried out |
-//! | [`store`] | the store thread: batches of messages, fsynced together, results back through a `Notifier` |
 //! | [`maildir`] | `tmp/` → fsync → rename into `new/` → fsync of `new/`: no partial file, ever |
 //! | [`users`] | the users file (Argon2id hashes) and the auth thread |
 //!
-//! Two kinds of work would block the loop here, and both go to a thread of their own that
-//! reports back through the reactor's waker ([`crate::reactor::notify`]): the fsyncs that
-//! make a message durable (milliseconds each on a real disk), and the password hashes that
-//! make AUTH safe (tens of milliseconds each, on purpose). The session waits in a state of
-//! its own (`Storing`, `Authenticating`) while the loop serves everyone else.
+//! Two kinds of work would block the loop here, and both go to a thread that reports back
+//! through the reactor's waker ([`crate::reactor::notify`]): the fsyncs that make a message
+//! durable (milliseconds each on a real disk) go to the disk thread
+//! ([`crate::services::disk`], shared with the file service's uploads), and the password
+//! hashes that make AUTH safe (tens of milliseconds each, on purpose) to the auth thread.
+//! The session waits in a state of its own (`Storing`, `Authenticating`) while the loop
+//! serves everyone else.
 //!
 //! What a message costs with `--maildir` (the default): one fsync of its file, one rename,
 //! and a share of one fsync of `new/` with every message finishing in the same batch. With
@@ -21,14 +22,13 @@
 
 pub mod conn;
 pub mod maildir;
-pub mod store;
 pub mod users;
 
 pub use conn::SmtpConn;
 pub use maildir::Maildir;
-pub use store::{Durability, Store};
 pub use users::{Auth, Users, hash_password};
 
+use super::disk::Disk;
 use crate::reactor::{Handler, ServerTls};
 use netloop_protocols::smtp::ServerConfig;
 use std::cell::Cell;
@@ -47,8 +47,25 @@ pub const DEFAULT_PORT: u16 = 2525;
 pub enum Keep {
     /// Dropped, and answered 250 at once (load tests of the protocol alone).
     Sink,
-    /// Stored in a Maildir by the store thread.
-    Maildir(Store),
+    /// Stored in a Maildir by the disk thread.
+    Maildir {
+        /// Where.
+        maildir: Maildir,
+        /// Whether 250 waits for the disk.
+        durability: Durability,
+        /// The thread that writes.
+        disk: Disk,
+    },
+}
+
+/// How messages are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Fsync each message and `new/` before answering 250: a message we accepted survives a
+    /// crash or a power cut (RFC 5321 §6.1: the server "MUST NOT lose the message").
+    Fsync,
+    /// Write and rename, but never fsync: for load tests. A crash can lose accepted mail.
+    NoFsync,
 }
 
 /// What every connection of one SMTP listener shares.
@@ -129,6 +146,28 @@ impl SmtpService {
     /// Failed AUTH attempts so far.
     pub fn auth_failures(&self) -> u64 {
         self.auth_failures.get()
+    }
+
+    /// One line for the log at exit: messages accepted, and what storing them cost
+    /// (batches and fsyncs; a bench reads `fsyncs=`).
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "accepted={} auth_failures={}",
+            self.accepted(),
+            self.auth_failures()
+        );
+        if let Keep::Maildir { disk, .. } = &self.keep {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = disk.counters();
+            let (stored, fsyncs) = (c.letters.load(Relaxed), c.fsyncs.load(Relaxed));
+            line.push_str(&format!(
+                " stored={stored} failed={} batches={} fsyncs={fsyncs} fsyncs_per_message={:.2}",
+                c.failures.load(Relaxed),
+                c.batches.load(Relaxed),
+                fsyncs as f64 / stored.max(1) as f64
+            ));
+        }
+        line
     }
 
     pub(crate) fn count_accepted(&self) {
@@ -212,7 +251,12 @@ impl SmtpFlags {
     /// Builds the service these flags describe: opens the Maildir and starts the store
     /// thread, loads the users and starts the auth thread. The error says what to fix.
     /// Also returns a line for the log saying where mail goes.
-    pub fn service(&self, tls: Option<ServerTls>) -> Result<(SmtpService, String), String> {
+    /// Messages are written by `disk`'s thread.
+    pub fn service(
+        &self,
+        tls: Option<ServerTls>,
+        disk: &Disk,
+    ) -> Result<(SmtpService, String), String> {
         let (keep, said) = if self.sink {
             (
                 Keep::Sink,
@@ -231,7 +275,6 @@ impl SmtpFlags {
             } else {
                 Durability::Fsync
             };
-            let store = Store::new(maildir, durability);
             let said = if self.no_fsync {
                 format!(
                     "--no-fsync: storing in {} WITHOUT fsync; a crash can lose accepted mail",
@@ -240,7 +283,12 @@ impl SmtpFlags {
             } else {
                 format!("storing mail in the Maildir {} (fsync on)", dir.display())
             };
-            (Keep::Maildir(store), said)
+            let keep = Keep::Maildir {
+                maildir,
+                durability,
+                disk: disk.clone(),
+            };
+            (keep, said)
         };
         let auth = match &self.users {
             Some(path) => {
