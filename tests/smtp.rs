@@ -633,3 +633,17 @@ fn noop_round_trips_stay_fast_while_twenty_sessions_fsync() {
     // front of NOOPs; off the loop, a NOOP waits for a tick of the loop at most.
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?} (p50 {p50:?})");
 }
+
+#[test]
+fn sigterm_says_421_to_connected_clients_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = smtp_server(dir.path(), &[]);
+    let mut c = Raw::connect(server.addr("smtp"));
+    c.command("EHLO test", "250 ");
+    server.signal(libc_signal::Signal::Term);
+    c.expect("421 4.3.2 localhost Service shutting down");
+    c.expect_closed();
+    drop(c); // our FIN ends the server's lingering close at once
+    let (status, _) = server.wait_exit();
+    assert!(status.success());
+}

@@ -221,3 +221,88 @@ impl Handler for SmtpConn {
         self.pump(cx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::testing::TestBed;
+    use crate::services::smtp::{Auth, Users, hash_password};
+    use netloop_protocols::smtp::ServerConfig;
+
+    /// Generous bound for the auth thread's report on a loaded machine.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn service() -> Rc<SmtpService> {
+        let hash = hash_password("secret").expect("hash");
+        let users = Users::parse(&format!("ann:{hash}\n")).expect("users");
+        let config = ServerConfig {
+            hostname: "mx.test".into(),
+            ..ServerConfig::default()
+        };
+        Rc::new(SmtpService::new(
+            config,
+            None,
+            Some(Auth::new(users)),
+            Keep::Sink,
+        ))
+    }
+
+    fn said(bed: &mut TestBed, conn: crate::reactor::Token) -> String {
+        String::from_utf8(bed.take_output(conn)).expect("UTF-8")
+    }
+
+    #[test]
+    fn auth_is_not_offered_in_plaintext_to_a_peer_off_loopback() {
+        let mut bed = TestBed::new();
+        let peer: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
+        let conn = bed.open(Box::new(SmtpConn::new(service(), peer, bed.now())));
+        assert!(said(&mut bed, conn).starts_with("220 mx.test ESMTP"));
+        bed.data(conn, b"EHLO far.example\r\n");
+        let ehlo = said(&mut bed, conn);
+        assert!(!ehlo.contains("AUTH"), "{ehlo}");
+        bed.data(conn, b"AUTH PLAIN AGFubgBzZWNyZXQ=\r\n");
+        assert_eq!(
+            said(&mut bed, conn),
+            "538 5.7.11 Encryption required: use STARTTLS first\r\n"
+        );
+        bed.data(conn, b"MAIL FROM:<ann@example.org>\r\n");
+        assert_eq!(
+            said(&mut bed, conn),
+            "530 5.7.0 Authentication required\r\n"
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_is_answered_after_a_delay_that_doubles() {
+        let mut bed = TestBed::new();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let service = service();
+        let conn = bed.open(Box::new(SmtpConn::new(
+            Rc::clone(&service),
+            peer,
+            bed.now(),
+        )));
+        bed.data(conn, b"EHLO near.example\r\n");
+        assert!(said(&mut bed, conn).contains("250 AUTH PLAIN LOGIN"));
+        for (attempt, delay) in [(1, 1000), (2, 2000)] {
+            // \0ann\0wrong
+            bed.data(conn, b"AUTH PLAIN AGFubgB3cm9uZw==\r\n");
+            assert_eq!(bed.deliver_reports(PATIENCE), 1, "the auth thread answers");
+            assert_eq!(said(&mut bed, conn), "", "attempt {attempt}: not yet");
+            bed.advance(Duration::from_millis(delay - 1));
+            assert_eq!(said(&mut bed, conn), "", "attempt {attempt}: still not");
+            bed.advance(Duration::from_millis(1));
+            assert_eq!(
+                said(&mut bed, conn),
+                "535 5.7.8 Authentication credentials invalid\r\n"
+            );
+            assert_eq!(service.auth_failures(), attempt);
+        }
+        bed.data(conn, b"AUTH PLAIN AGFubgBzZWNyZXQ=\r\n");
+        assert_eq!(bed.deliver_reports(PATIENCE), 1);
+        assert_eq!(
+            said(&mut bed, conn),
+            "235 2.7.0 Authentication successful\r\n"
+        );
+    }
+}
