@@ -10,6 +10,7 @@
 //! | [`chat`] | 11/12 | [`chat::ChatServer`], [`chat::RawChatServer`] | [`chat::ChatClient`] |
 //! | [`file`](mod@file) | 04/05 | [`file::LessonServer`], [`file::RequestServer`] | [`file::FileClient`] |
 //! | [`smtp`] | 13/14 | [`smtp::SmtpConn`] | (smtplib, swaks) |
+//! | [`smtp_client`] | 14, `smtplib` + `email.mime` | (any SMTP server) | [`smtp_client::SmtpClient`] |
 
 pub mod chat;
 pub mod disk;
@@ -17,6 +18,7 @@ pub mod file;
 pub mod http;
 pub mod http_client;
 pub mod smtp;
+pub mod smtp_client;
 pub mod time;
 pub mod udp_echo;
 

@@ -27,9 +27,12 @@
 //!
 //! # Reading order for the glue
 //!
-//! After every `handle_*` call: drain [`ServerSession::poll_event`] until `None`, acting on
-//! each event; then [`ServerSession::poll_transmit`] and send the bytes; then arm a timer
-//! at [`ServerSession::poll_timeout`].
+//! After every `handle_*` call: take [`ServerSession::poll_transmit`]'s bytes and queue
+//! them; then take one [`ServerSession::poll_event`] and act on it; repeat both until there
+//! is no event; then arm a timer at [`ServerSession::poll_timeout`]. The bytes go first
+//! because an event may change the connection under them: the `220 Ready to start TLS`
+//! must be queued in plaintext before [`ServerEvent::StartTls`] begins the handshake, and
+//! the `221` before [`ServerEvent::Close`].
 //!
 //! # The end of a message, and smuggling
 //!
@@ -318,7 +321,10 @@ impl ServerSession {
         }
     }
 
-    /// The TLS handshake after STARTTLS finished: the session starts over, encrypted.
+    /// The TLS handshake after STARTTLS has begun: the session starts over, and every byte
+    /// it is given from now on came through TLS. (A glue whose transport reads nothing until
+    /// the handshake is done, as netloop's reactor does, may call this right after starting
+    /// it.)
     pub fn handle_tls_started(&mut self) {
         if self.state != State::StartingTls {
             return;

@@ -93,7 +93,7 @@ impl SmtpConn {
                     None => self.session.handle_auth_result(&user, false),
                 },
                 ServerEvent::Message(message) => {
-                    let name = self.service.unique_name(cx.now());
+                    let name = self.service.unique_name();
                     match &self.service.keep {
                         Keep::Sink => {
                             self.service.count_accepted();

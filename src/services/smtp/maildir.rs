@@ -16,6 +16,11 @@
 //!
 //! Messages that finish together share the one fsync of `new/`: that is what makes 20
 //! sessions delivering at once cost fewer than two fsyncs a message (the disk thread batches).
+//! On the wire every line ends in CRLF; in a Maildir, as in every Unix mailbox, lines end in
+//! LF (Postfix's `local` and Dovecot store them so, and Dovecot expects it by default). The
+//! server refuses any message with a bare CR or LF, so turning each CRLF into LF loses
+//! nothing.
+//!
 //! All of this blocks, so it runs on the disk thread (`services/disk.rs`), never on the loop.
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -104,8 +109,10 @@ impl Maildir {
             .create_new(true)
             .open(&tmp)
             .and_then(|mut file| {
-                file.write_all(letter.header.as_bytes())?;
-                file.write_all(&letter.data)?;
+                let mut text = Vec::with_capacity(letter.header.len() + letter.data.len());
+                unix_lines(letter.header.as_bytes(), &mut text);
+                unix_lines(&letter.data, &mut text);
+                file.write_all(&text)?;
                 if fsync {
                     file.sync_all()?;
                 }
@@ -120,6 +127,18 @@ impl Maildir {
     fn path(&self, sub: &str, letter: &Letter) -> PathBuf {
         self.root.join(sub).join(&letter.name)
     }
+}
+
+/// Appends `wire` to `out` with every CRLF turned into LF (the Maildir's line ending); a CR
+/// alone, which the server never lets through, would be kept.
+fn unix_lines(wire: &[u8], out: &mut Vec<u8>) {
+    let mut rest = wire;
+    while let Some(cr) = rest.iter().position(|&b| b == b'\r') {
+        let crlf = rest.get(cr + 1) == Some(&b'\n');
+        out.extend_from_slice(&rest[..cr + usize::from(!crlf)]);
+        rest = &rest[cr + 1..];
+    }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -157,7 +176,17 @@ mod tests {
         assert_eq!(names(&maildir.root().join("new")), ["a", "b"]);
         assert!(names(&maildir.root().join("tmp")).is_empty());
         let a = std::fs::read_to_string(maildir.root().join("new/a")).expect("a");
-        assert_eq!(a, "Received: from test\r\nSubject: 1\r\n\r\none\r\n");
+        assert_eq!(
+            a, "Received: from test\nSubject: 1\n\none\n",
+            "stored with LF"
+        );
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_nothing_else_changes() {
+        let mut out = Vec::new();
+        unix_lines(b"a\r\nb\rc\r\n\r\nend", &mut out);
+        assert_eq!(out, b"a\nb\rc\n\nend");
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl SmtpService {
 
     /// A name no other message of this or any process has: the Maildir convention
     /// `SECONDS.MMICROSPPIDQN.HOST`. It is the message's file name and its queue id.
-    pub fn unique_name(&self, _now: Instant) -> String {
+    pub fn unique_name(&self) -> String {
         let n = self.next_id.get() + 1;
         self.next_id.set(n);
         let since = std::time::SystemTime::now()
