@@ -647,3 +647,73 @@ fn sigterm_says_421_to_connected_clients_and_exits_cleanly() {
     let (status, _) = server.wait_exit();
     assert!(status.success());
 }
+
+/// A full disk, for real: the server runs in a mount namespace of its own (`unshare -m`)
+/// with its Maildir on a 64 KiB tmpfs. A message that does not fit is answered 451 and
+/// leaves nothing behind, so the space is free again and the next message fits.
+#[test]
+fn a_full_disk_answers_451_leaves_nothing_and_the_next_message_fits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let maildir = dir.path().join("Maildir");
+    std::fs::create_dir(&maildir).expect("mkdir");
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-m").arg("sh").arg("-c").arg(
+        r#"mount -t tmpfs -o size=64k netloop-full "$1" && exec "$2" --addr 127.0.0.1:0 --maildir "$1""#,
+    );
+    cmd.arg("sh").arg(&maildir).arg(binary("smtp_server"));
+    let server = spawn_server(cmd, 1);
+    // The tmpfs is visible only inside the server's namespace: look through its /proc root.
+    let seen = PathBuf::from(format!("/proc/{}/root", server.child.id()))
+        .join(maildir.strip_prefix("/").expect("absolute"));
+    let mut c = Raw::connect(server.addr("smtp"));
+    c.command("EHLO test", "250 ");
+    let send = |c: &mut Raw, lines: usize| {
+        c.command("MAIL FROM:<ann@example.org>", "250 ");
+        c.command("RCPT TO:<bob@example.net>", "250 ");
+        c.command("DATA", "354 ");
+        let body = format!(
+            "Subject: big\r\n\r\n{}.",
+            format!("{}\r\n", "y".repeat(900)).repeat(lines)
+        );
+        c.send(format!("{body}\r\n").as_bytes());
+    };
+    send(&mut c, 200); // 180 KB into 64 KiB
+    let reply = c.expect("451 4.3.0 ");
+    assert!(reply.contains("No space left on device"), "{reply}");
+    assert!(tmp_is_empty(&seen), "the partial file was removed");
+    assert!(new_messages(&seen).is_empty());
+    send(&mut c, 10); // 9 KB: fits once the failed one is gone
+    c.expect("250 2.0.0 Ok: queued as ");
+    assert_eq!(new_messages(&seen).len(), 1);
+}
+
+#[test]
+fn bad_input_over_a_socket_gets_its_reply_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = smtp_server(
+        dir.path(),
+        &["--max-message-size".as_ref(), "2000".as_ref()],
+    );
+    let mut c = Raw::connect(server.addr("smtp"));
+    c.command("DATA", "503 5.5.1 ");
+    c.command("EHLO test", "250 ");
+    c.command(
+        &format!("MAIL FROM:<{}@example.org>", "a".repeat(10_000)),
+        "500 5.5.2 Error: line too long",
+    );
+    c.command(
+        "RCPT TO:<bob@example.net>",
+        "503 5.5.1 Error: need MAIL command",
+    );
+    c.command("MAIL FROM:<ann@example.org> SIZE=5000", "552 5.3.4 ");
+    c.command("MAIL FROM:<ann@example.org>", "250 ");
+    c.command("RCPT TO:<bob@example.net>", "250 ");
+    c.command("DATA", "354 ");
+    let big = format!("{}\r\n", "z".repeat(500)).repeat(8);
+    c.command(
+        &format!("{big}."),
+        "552 5.3.4 Message size exceeds fixed limit",
+    );
+    c.command("NOOP", "250 ");
+    assert!(new_messages(dir.path()).is_empty(), "nothing stored");
+}
