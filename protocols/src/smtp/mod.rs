@@ -11,8 +11,10 @@
 //! 4. [`client`]: one client session ([`ClientSession`]): EHLO, STARTTLS, AUTH, then each
 //!    message's MAIL, RCPT and DATA, and QUIT.
 //!
-//! `server.transcript` and `client.transcript` are dialogs replayed against these machines
-//! whole and at every split (`transcript.rs`).
+//! The tests read like the RFC: `server.transcript` holds the server's dialogs as `C:`/`S:`
+//! lines, replayed whole and with every client turn cut every way (`transcript.rs`);
+//! `client_tests.rs` does the same for the client's side, with every server turn cut, and
+//! puts our client and our server face to face over an in-memory link.
 //!
 //! # The wire
 //!
