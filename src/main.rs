@@ -207,7 +207,8 @@ fn main() -> ExitCode {
         })
         .get("/hello", app::hello)
         .get("/book", app::book)
-        .get("/stats", app::stats);
+        .get("/stats", app::stats)
+        .get("/loop/state", app::loop_state);
     let http_config = args.http.config();
     let http_addr = SocketAddr::new(args.bind, args.port(args.http_port, http::DEFAULT_PORT));
     let options = http::listen_options(&http_config);

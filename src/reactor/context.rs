@@ -8,7 +8,7 @@ use super::resolver::{self, Resolve};
 use super::timer::{Kind, TimerId, Timers};
 use super::tls::{ClientTls, PendingTls, TlsRole};
 use super::transport::Transport;
-use super::{Notifier, Stats, Token};
+use super::{Notifier, Page, Snapshot, Stats, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -263,6 +263,13 @@ impl<'a> Context<'a> {
     /// hash), which must never run on the loop (see `notify.rs`).
     pub fn notifier(&self) -> Notifier {
         Notifier::new(self.me, Arc::clone(&self.core.inbox))
+    }
+
+    /// A picture of the whole reactor now: every connection (one [`Page`] of them), the
+    /// listeners, the armed timers, the counters (see `watch.rs`). This connection's own
+    /// row says `running`: its handler is the one asking.
+    pub fn snapshot(&self, page: Page) -> Snapshot {
+        self.core.snapshot(page)
     }
 
     /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).

@@ -56,6 +56,8 @@ pub(crate) struct Core {
     pub resolver: Resolver,
     /// Reports from services' helper threads (`notify.rs`).
     pub inbox: Arc<Inbox>,
+    /// When the reactor was made: entries' times ([`Meter`](super::entry::Meter)) count from here.
+    pub started: Instant,
 }
 
 impl Core {
@@ -73,6 +75,7 @@ impl Core {
             stats: Stats::default(),
             config,
             now: Instant::now(),
+            started: Instant::now(),
             paused_listeners: Vec::new(),
             shutdown_requested: false,
             shutdown_deadline: None,
@@ -97,12 +100,15 @@ impl Core {
         interest: Option<Interest>,
         handler: Option<Box<dyn Handler>>,
     ) -> io::Result<Token> {
+        let now = self.now_ms();
         let slot = self.entries.vacant_entry();
         let token = Token::new(slot.key(), self.generations.next());
         if let Some(interest) = interest {
             register(&self.registry, &mut io, token, interest)?;
         }
         let mut entry = Entry::new(token, service, io, state);
+        entry.meter.opened_ms = now;
+        entry.meter.active_ms = now;
         entry.registered = interest;
         entry.handler = handler;
         if matches!(entry.io, Io::Stream(_)) {
@@ -112,6 +118,12 @@ impl Core {
         }
         slot.insert(entry);
         Ok(token)
+    }
+
+    /// The tick's time as milliseconds since the reactor started (see `Meter`).
+    pub(crate) fn now_ms(&self) -> u32 {
+        let ms = self.now.saturating_duration_since(self.started).as_millis();
+        u32::try_from(ms).unwrap_or(u32::MAX)
     }
 
     /// Queues `token` to be serviced next tick without an event (once, however often asked).
@@ -322,6 +334,7 @@ impl Core {
         let mut requested = self
             .get_mut(token)
             .is_some_and(|e| std::mem::take(&mut e.drain_requested));
+        let now_ms = self.now_ms();
         loop {
             let Some(e) = entry_mut(&mut self.entries, token) else {
                 return;
@@ -330,7 +343,13 @@ impl Core {
             let before = e.out.len();
             self.stats.peak_queue = self.stats.peak_queue.max(before as u64);
             match flush(e, &mut self.pool, &mut self.stats) {
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    if n > 0 {
+                        e.meter.bytes_out += n as u64;
+                        e.meter.active_ms = now_ms;
+                    }
+                }
                 Err(err) => {
                     self.end(token, CloseReason::from_io(err));
                     return;

@@ -148,6 +148,22 @@ pub(crate) struct Entry {
     pub tls: Option<Box<PendingTls>>,
     /// Counts against `Config::max_connections` (TCP connections do).
     pub counted: bool,
+    /// Bytes and times of this entry, for the `/loop` page (see [`Meter`]).
+    pub meter: Meter,
+}
+
+/// What one entry has moved, and when: 24 bytes, kept for every connection because they
+/// are cheaper to keep (two additions and a store per read or write) than to be unable
+/// to show. Times are milliseconds since the reactor started, which fits 49 days in a
+/// `u32`; the `/loop` page shows ages and idle times, never dates.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Meter {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// When the entry was made.
+    pub opened_ms: u32,
+    /// When a byte last moved either way (or the entry was made).
+    pub active_ms: u32,
 }
 
 impl Entry {
@@ -170,6 +186,7 @@ impl Entry {
             idle_timeout: None,
             tls: None,
             counted: false,
+            meter: Meter::default(),
         }
     }
 

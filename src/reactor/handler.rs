@@ -25,6 +25,13 @@ use std::net::SocketAddr;
 ///
 /// For a UDP socket: `opened → (datagram | timer)* → closed`.
 pub trait Handler {
+    /// The protocol's state, by name, for the `/loop` page and the trace: `ReadingHead`,
+    /// `Data`, `Chatting`... One word a learner can find in the protocol's state machine.
+    /// The reactor never looks at it otherwise.
+    fn state_name(&self) -> &'static str {
+        "open"
+    }
+
     /// The connection is established (accepted, connected, or registered). Write a
     /// greeting here; the time service writes the time and closes.
     fn opened(&mut self, cx: &mut Context<'_>) {

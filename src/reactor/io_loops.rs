@@ -200,6 +200,7 @@ pub(crate) fn finish_connect(core: &mut Core, token: Token) {
 /// Under TLS a short read says nothing (see `transport.rs`): the loop always reads on.
 pub(crate) fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_would_block: bool) {
     let mut budget = core.config.read_budget;
+    let now_ms = core.now_ms();
     loop {
         let Some(e) = entry_mut(&mut core.entries, token) else {
             return;
@@ -234,6 +235,8 @@ pub(crate) fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_w
             }
             Ok(n) => {
                 core.stats.bytes_in += n as u64;
+                e.meter.bytes_in += n as u64;
+                e.meter.active_ms = now_ms;
                 if discard {
                     trace!(
                         "  {} discarded {n} B while lingering",

@@ -43,6 +43,7 @@ mod timer;
 pub mod tls;
 mod token;
 mod transport;
+pub mod watch;
 
 pub use config::{Config, FD_RESERVE, READ_BUFFER, open_file_limit};
 pub use context::Context;
@@ -53,6 +54,7 @@ pub use stats::Stats;
 pub use timer::TimerId;
 pub use tls::{ClientTls, ServerTls, TlsConfigError, TlsRole};
 pub use token::Token;
+pub use watch::{Page, Snapshot};
 
 use config::EVENTS_PER_POLL;
 use core::Core;

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Counters of one reactor, since it started.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// TCP connections open now (accepted and outgoing).
     pub open_connections: u64,

@@ -58,6 +58,13 @@ pub(crate) struct Slot {
     seq: u64,
 }
 
+impl Slot {
+    /// What the timer is for.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 struct Entry {
     at: Instant,

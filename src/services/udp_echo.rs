@@ -22,6 +22,10 @@ pub const DEFAULT_PORT: u16 = 6789;
 pub struct EchoServer;
 
 impl Handler for EchoServer {
+    fn state_name(&self) -> &'static str {
+        "Echoing"
+    }
+
     fn datagram(&mut self, cx: &mut Context<'_>, bytes: &[u8], from: SocketAddr) {
         cx.send_to(bytes, from);
     }

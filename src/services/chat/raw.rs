@@ -62,6 +62,10 @@ impl RawChatServer {
 }
 
 impl Handler for RawChatServer {
+    fn state_name(&self) -> &'static str {
+        "Relaying"
+    }
+
     /// `clients.append(curr_client)`: in the room from the moment it is accepted.
     fn opened(&mut self, cx: &mut Context<'_>) {
         self.room.borrow_mut().join(cx.token());

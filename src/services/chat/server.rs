@@ -99,6 +99,14 @@ impl ChatServer {
 }
 
 impl Handler for ChatServer {
+    fn state_name(&self) -> &'static str {
+        match self.session.state() {
+            netloop_protocols::chat::State::AwaitingNick => "AwaitingNick",
+            netloop_protocols::chat::State::Chatting(_) => "Chatting",
+            netloop_protocols::chat::State::Left => "Left",
+        }
+    }
+
     fn opened(&mut self, cx: &mut Context<'_>) {
         if let Some(out) = cx.output() {
             format::greeting(out);

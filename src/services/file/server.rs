@@ -151,6 +151,10 @@ impl LessonServer {
 }
 
 impl Handler for LessonServer {
+    fn state_name(&self) -> &'static str {
+        "Sending"
+    }
+
     fn opened(&mut self, cx: &mut Context<'_>) {
         let opened = File::open(&self.file.path).and_then(|f| Ok((f.metadata()?.len(), f)));
         match opened {
@@ -507,6 +511,17 @@ impl RequestServer {
 }
 
 impl Handler for RequestServer {
+    fn state_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Request(_) => "ReadingRequest",
+            Phase::Hashing { .. } => "Hashing",
+            Phase::Sending { .. } => "Sending",
+            Phase::Receiving { .. } => "Receiving",
+            Phase::Committing { .. } => "Committing",
+            Phase::Done => "Done",
+        }
+    }
+
     fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         match &mut self.phase {
             Phase::Request(reader) => {

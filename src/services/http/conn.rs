@@ -286,9 +286,11 @@ impl HttpConn {
         }
         let response = {
             let req = Request::new(&p.head, &p.body);
+            let snapshot = |page| cx.snapshot(page);
             let env = Env {
                 stats: cx.stats(),
                 now: cx.now(),
+                snapshot: &snapshot,
             };
             self.shared.router.handle(&req, &env)
         };
@@ -426,6 +428,17 @@ impl HttpConn {
 }
 
 impl Handler for HttpConn {
+    /// `Idle` between requests (holding no parser), `ReadingHead` and `ReadingBody` while a
+    /// request comes in, `SendingFile` while a file streams out.
+    fn state_name(&self) -> &'static str {
+        match &self.active {
+            None => "Idle",
+            Some(a) if a.file.is_some() => "SendingFile",
+            Some(a) if a.pending.is_some() => "ReadingBody",
+            Some(_) => "ReadingHead",
+        }
+    }
+
     fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         let shared = &self.shared;
         self.active

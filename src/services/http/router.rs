@@ -6,7 +6,7 @@
 //! route be tested with a request built in memory.
 
 use super::files::{FileBody, StaticDir};
-use crate::reactor::Stats;
+use crate::reactor::{Page, Snapshot, Stats};
 use netloop_protocols::http::{RequestHead, url};
 use std::borrow::Cow;
 use std::time::Instant;
@@ -196,12 +196,16 @@ impl Response {
     }
 }
 
-/// What a route may read besides the request: the reactor's counters and the time.
+/// What a route may read besides the request: the reactor's counters, the time, and a
+/// picture of the whole reactor on demand (for `/loop/state`).
 pub struct Env<'a> {
     /// The reactor's counters (for `/stats`).
     pub stats: &'a Stats,
     /// The tick's time.
     pub now: Instant,
+    /// Takes a [`Snapshot`] of the reactor: called only by the route that shows one, so
+    /// other requests pay nothing for it.
+    pub snapshot: &'a dyn Fn(Page) -> Snapshot,
 }
 
 /// A route's function.

@@ -175,6 +175,16 @@ impl ConnHandler {
 }
 
 impl Handler for ConnHandler {
+    /// `Exchanging` while a request waits for its response, `Pooled` while the connection
+    /// waits in the keep-alive pool for the next.
+    fn state_name(&self) -> &'static str {
+        if self.current.is_some() {
+            "Exchanging"
+        } else {
+            "Pooled"
+        }
+    }
+
     fn opened(&mut self, cx: &mut Context<'_>) {
         cx.cancel_timer(CONNECT_TIMER);
         let mut s = self.session.borrow_mut();

@@ -166,6 +166,10 @@ impl SmtpConn {
 }
 
 impl Handler for SmtpConn {
+    fn state_name(&self) -> &'static str {
+        self.session.state_name()
+    }
+
     fn opened(&mut self, cx: &mut Context<'_>) {
         self.pump(cx);
     }

@@ -210,6 +210,12 @@ fn waiting_for(state: &str) -> &'static str {
 }
 
 impl Handler for ConnHandler {
+    fn state_name(&self) -> &'static str {
+        self.delivery
+            .try_borrow()
+            .map_or("running", |d| d.session.state_name())
+    }
+
     fn opened(&mut self, cx: &mut Context<'_>) {
         cx.cancel_timer(CONNECT_TIMER);
         self.opened = true;
