@@ -13,9 +13,12 @@ pub fn init_logging() {
 /// [`init_logging`] with another filter when `RUST_LOG` is not set (a client's `-v` asks
 /// for `netloop=trace`: the connection's life, tick by tick).
 pub fn init_logging_at(default_filter: &str) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
-        .format_timestamp_micros()
-        .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+            .format_timestamp_micros()
+            .build();
+    // Wrapped in the trace tap, which feeds the `/loop` page while someone watches.
+    let _ = crate::reactor::tap::Tap::install(logger);
 }
 
 /// Prints the machine-readable start-up line, exactly `<service> listening on <ip:port>`,

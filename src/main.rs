@@ -208,7 +208,9 @@ fn main() -> ExitCode {
         .get("/hello", app::hello)
         .get("/book", app::book)
         .get("/stats", app::stats)
-        .get("/loop/state", app::loop_state);
+        .get("/loop", http::watch_page::loop_page)
+        .get("/loop/events", http::watch_page::loop_events)
+        .get("/loop/state", http::watch_page::loop_state);
     let http_config = args.http.config();
     let http_addr = SocketAddr::new(args.bind, args.port(args.http_port, http::DEFAULT_PORT));
     let options = http::listen_options(&http_config);

@@ -272,6 +272,22 @@ impl<'a> Context<'a> {
         self.core.snapshot(page)
     }
 
+    /// Starts (`true`) or stops watching the loop: while any connection watches, each tick
+    /// measures its time in `poll` and at work ([`Snapshot::loop_times`]). Calls must
+    /// pair: a watcher that closes says `false`.
+    pub fn watch(&mut self, on: bool) {
+        let before = self.core.watchers;
+        if on {
+            self.core.watchers += 1;
+        } else {
+            self.core.watchers = self.core.watchers.saturating_sub(1);
+        }
+        // The first watcher turns the trace tap on, the last one off (see `tap.rs`).
+        if (before == 0) != (self.core.watchers == 0) {
+            super::tap::set_watching(self.core.watchers > 0);
+        }
+    }
+
     /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).
     pub fn shutdown_reactor(&mut self) {
         self.core.shutdown_requested = true;

@@ -58,6 +58,12 @@ pub(crate) struct Core {
     pub inbox: Arc<Inbox>,
     /// When the reactor was made: entries' times ([`Meter`](super::entry::Meter)) count from here.
     pub started: Instant,
+    /// Connections watching the loop (a `/loop/events` stream): while there are any, the
+    /// tick measures its time in `poll` and in handlers (`loop_times`); while there are
+    /// none, it reads no clock for it.
+    pub watchers: u32,
+    /// Time spent waiting in `poll` and working, while watched.
+    pub loop_times: super::watch::LoopTimes,
 }
 
 impl Core {
@@ -76,6 +82,8 @@ impl Core {
             config,
             now: Instant::now(),
             started: Instant::now(),
+            watchers: 0,
+            loop_times: super::watch::LoopTimes::default(),
             paused_listeners: Vec::new(),
             shutdown_requested: false,
             shutdown_deadline: None,

@@ -38,6 +38,7 @@ mod mmsg;
 pub mod notify;
 pub mod resolver;
 mod stats;
+pub mod tap;
 pub mod testing;
 mod timer;
 pub mod tls;
@@ -372,8 +373,15 @@ impl Reactor {
                 }
             }
             let timeout = self.poll_timeout();
-            // Read for the trace only (every clock read is a vDSO call; the tick reads its own).
-            let started = log_enabled!(log::Level::Trace).then(Instant::now);
+            // Read for the trace and for a watcher of `/loop` only (every clock read is a
+            // vDSO call; the tick reads its own after `poll`).
+            let watched = self.core.watchers > 0;
+            let started = (watched || log_enabled!(log::Level::Trace)).then(Instant::now);
+            if let (true, Some(at)) = (watched, started) {
+                // The previous tick's work ran from its `now` until this moment.
+                let work = at.saturating_duration_since(self.core.now);
+                self.core.loop_times.work_ns += work.as_nanos() as u64;
+            }
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
                 // A signal interrupted epoll_wait: just poll again.
@@ -382,6 +390,10 @@ impl Reactor {
             }
             self.core.now = Instant::now();
             self.core.stats.ticks += 1;
+            if let (true, Some(at)) = (watched, started) {
+                let waited = self.core.now.saturating_duration_since(at);
+                self.core.loop_times.poll_ns += waited.as_nanos() as u64;
+            }
             if log_enabled!(log::Level::Trace) {
                 trace!(
                     "tick {}: poll(timeout {}) -> {} event(s) after {:?}",

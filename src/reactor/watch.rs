@@ -60,6 +60,21 @@ pub struct Snapshot {
     pub timers: TimerCounts,
     /// The reactor's counters since it started.
     pub stats: Stats,
+    /// Where the loop's time went, while it was watched.
+    pub loop_times: LoopTimes,
+    /// Connections watching the loop now.
+    pub watchers: u32,
+}
+
+/// Where the loop's time went, counted only while someone watches (a `/loop/events`
+/// stream is open): nanoseconds waiting in `poll` (idle), and working (handlers, reads,
+/// writes, timers). A watcher takes the difference between two snapshots.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LoopTimes {
+    /// In `epoll_wait`.
+    pub poll_ns: u64,
+    /// Between one `poll` returning and the next being called.
+    pub work_ns: u64,
 }
 
 /// One connection, as the `/loop` page shows it.
@@ -138,6 +153,8 @@ impl Core {
             listeners: Vec::new(),
             timers: TimerCounts::default(),
             stats: self.stats.clone(),
+            loop_times: self.loop_times,
+            watchers: self.watchers,
         };
         for (_, e) in self.entries.iter() {
             for slot in &e.timers {

@@ -3,7 +3,6 @@
 
 use super::router::{Body, Env, Request, Response, Router};
 use crate::reactor::Stats;
-use crate::reactor::watch::{PAGE, Page};
 use serde::Serialize;
 
 /// The book of the lesson's JSON and XML sections.
@@ -150,23 +149,9 @@ pub fn demo_routes() -> Router {
         .get("/", hello)
         .get("/book", book)
         .get("/stats", stats)
-        .get("/loop/state", loop_state)
-}
-
-/// `GET /loop/state[?offset=N&limit=M]`: the reactor as JSON (see `reactor/watch.rs` and
-/// the README for its shape): every connection with its protocol state, the listeners,
-/// the timers by kind, the counters. At most 1,000 connection rows per answer (`limit`
-/// lowers it); `total` says how many there are, `offset` pages through them.
-pub fn loop_state(req: &Request<'_>, env: &Env<'_>) -> Response {
-    let mut page = Page::default();
-    for (name, value) in req.query() {
-        match (name.as_ref(), value.parse::<usize>()) {
-            ("offset", Ok(n)) => page.offset = n,
-            ("limit", Ok(n)) => page.limit = n.min(PAGE),
-            _ => {}
-        }
-    }
-    Response::json(200, &(env.snapshot)(page)).with_header("Cache-Control", "no-store")
+        .get("/loop", super::watch_page::loop_page)
+        .get("/loop/events", super::watch_page::loop_events)
+        .get("/loop/state", super::watch_page::loop_state)
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@
 
 use super::date::DateCache;
 use super::files::FileBody;
-use super::router::{Body, Env, Request, Response, Router};
+use super::router::{Body, Env, EventStream, Request, Response, Router};
 use crate::reactor::{CloseReason, Context, Handler, TimerId};
+use crate::services::chat::MAX_UNREAD;
 use netloop_protocols::http::{
     BodyFraming, Event, HeaderBlock, Limits, RequestHead, ServerConn, reason_phrase,
 };
@@ -32,6 +33,8 @@ use std::time::Duration;
 
 /// The header timer: a request head must be complete this long after its first byte.
 const HEADER_TIMER: TimerId = TimerId(1);
+/// An event stream's next feeding.
+const EVENTS_TIMER: TimerId = TimerId(2);
 
 /// Bytes read from a file per `drained` call. 256 KiB: the reactor's high-water mark, so a
 /// chunk fills the queue once and the kernel's send buffer (which autotunes to a few MiB
@@ -111,6 +114,7 @@ impl Shared {
                 proto: ServerConn::new(self.config.limits),
                 pending: None,
                 file: None,
+                events: None,
             })
         })
     }
@@ -178,6 +182,8 @@ struct Active {
     pending: Option<Pending>,
     /// A file body being streamed; the response is finished when it runs out.
     file: Option<FileBody>,
+    /// An event stream being fed: the response never finishes (the connection closes).
+    events: Option<EventStream>,
 }
 
 /// One HTTP connection's handler.
@@ -211,7 +217,7 @@ impl HttpConn {
             return;
         };
         self.pump_with(cx, &mut a);
-        if a.proto.is_idle() && a.pending.is_none() && a.file.is_none() {
+        if a.proto.is_idle() && a.pending.is_none() && a.file.is_none() && a.events.is_none() {
             self.shared.give_parser(a);
         } else {
             self.active = Some(a);
@@ -221,7 +227,7 @@ impl HttpConn {
     /// Turns everything the protocol has into responses, until it needs more bytes, a
     /// file body is streaming, or the connection is over.
     fn pump_with(&mut self, cx: &mut Context<'_>, a: &mut Active) {
-        while a.file.is_none() {
+        while a.file.is_none() && a.events.is_none() {
             match a.proto.poll_event() {
                 Ok(None) => break,
                 Ok(Some(Event::Request(head))) => {
@@ -314,10 +320,13 @@ impl HttpConn {
         // 204 and 304 have no body, whatever the route returned.
         let no_body = matches!(response.status, 204 | 304);
         let body_len = if no_body { 0 } else { response.body.len() };
-        let content_type = (body_len > 0).then_some(response.content_type);
+        let events = matches!(response.body, Body::Events(_)) && !no_body;
+        let content_type = (body_len > 0 || events).then_some(response.content_type);
         let reason = reason_phrase(response.status);
         let framing = if no_body {
             BodyFraming::Empty
+        } else if events {
+            BodyFraming::Chunked
         } else {
             BodyFraming::Length(body_len)
         };
@@ -355,12 +364,54 @@ impl HttpConn {
                 a.file = Some(f);
                 false
             }
+            Body::Events(_) if head.is_head() => true,
+            Body::Events(stream) => {
+                a.events = Some(stream);
+                false
+            }
         };
         if body_done {
             let _ = a.proto.finish_response(out);
+        } else if a.events.is_some() {
+            cx.watch(true);
+            self.feed_events(cx, a);
         } else {
             self.stream_file(cx, a);
         }
+    }
+
+    /// Writes an event stream's next events as one chunk, and arms the next feeding. A
+    /// client that has not read what was sent before is cut off instead (see
+    /// [`EventStream`]): a stream must not grow memory for a reader that is gone.
+    fn feed_events(&self, cx: &mut Context<'_>, a: &mut Active) {
+        let Some(stream) = &mut a.events else { return };
+        if cx.queued() > MAX_UNREAD {
+            log::info!(
+                "{}: event stream cut off: {} bytes unread",
+                cx.token(),
+                cx.queued()
+            );
+            cx.abort();
+            return;
+        }
+        let mut chunk = std::mem::take(&mut *self.shared.chunk.borrow_mut());
+        chunk.clear();
+        {
+            let snapshot = |page| cx.snapshot(page);
+            let env = Env {
+                stats: cx.stats(),
+                now: cx.now(),
+                snapshot: &snapshot,
+            };
+            (stream.next)(&env, &mut chunk);
+        }
+        if !chunk.is_empty() {
+            if let Some(out) = cx.output() {
+                let _ = a.proto.write_body(&chunk, out);
+            }
+        }
+        *self.shared.chunk.borrow_mut() = chunk;
+        cx.set_timer(EVENTS_TIMER, stream.every);
     }
 
     /// A head with the route's own headers: Date, Server, Content-Type, then those, checked
@@ -434,6 +485,7 @@ impl Handler for HttpConn {
         match &self.active {
             None => "Idle",
             Some(a) if a.file.is_some() => "SendingFile",
+            Some(a) if a.events.is_some() => "Streaming",
             Some(a) if a.pending.is_some() => "ReadingBody",
             Some(_) => "ReadingHead",
         }
@@ -456,7 +508,11 @@ impl Handler for HttpConn {
             .handle_eof();
         self.pump(cx);
         // Whatever was pipelined before the EOF has been answered (or is streaming).
-        if self.active.as_ref().is_none_or(|a| a.file.is_none()) {
+        if self
+            .active
+            .as_ref()
+            .is_none_or(|a| a.file.is_none() && a.events.is_none())
+        {
             cx.close();
         }
     }
@@ -478,6 +534,13 @@ impl Handler for HttpConn {
     }
 
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+        if id == EVENTS_TIMER {
+            if let Some(mut a) = self.active.take() {
+                self.feed_events(cx, &mut a);
+                self.active = Some(a);
+            }
+            return;
+        }
         if id != HEADER_TIMER || !self.header_timer {
             return;
         }
@@ -503,9 +566,11 @@ impl Handler for HttpConn {
         cx.close();
     }
 
-    fn closed(&mut self, _cx: &mut Context<'_>, _reason: &CloseReason) {
+    fn closed(&mut self, cx: &mut Context<'_>, _reason: &CloseReason) {
         // A request in progress is dropped, not pooled: its state is of no use to another.
-        self.active = None;
+        if self.active.take().is_some_and(|a| a.events.is_some()) {
+            cx.watch(false);
+        }
     }
 }
 

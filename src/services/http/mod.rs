@@ -22,9 +22,11 @@ pub mod date;
 pub mod files;
 pub mod router;
 
+pub mod watch_page;
+
 pub use conn::{HttpConfig, HttpConn, Shared};
 pub use files::StaticDir;
-pub use router::{Body, Env, Request, Response, Router};
+pub use router::{Body, Env, EventStream, Request, Response, Router};
 
 use crate::reactor::{Handler, ListenOptions};
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ use super::files::{FileBody, StaticDir};
 use crate::reactor::{Page, Snapshot, Stats};
 use netloop_protocols::http::{RequestHead, url};
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One request, as a route sees it.
 pub struct Request<'a> {
@@ -112,7 +112,29 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A file (or a byte range of one), streamed in chunks as the socket drains.
     File(FileBody),
+    /// A response that does not end: Server-Sent Events, sent chunked, fed by the
+    /// connection on a timer (see [`EventStream`]).
+    Events(EventStream),
 }
+
+/// A stream of Server-Sent Events (`text/event-stream`, the WHATWG HTML standard's
+/// section 9.2): a long-lived response that the connection feeds every `every` with what
+/// `next` writes, each event a few `field: value` lines and a blank line. The browser's
+/// `EventSource` reads it and reconnects by itself if it breaks.
+///
+/// A client that stops reading is cut off by the chat's slow-consumer rule: once more than
+/// [`MAX_UNREAD`](crate::services::chat::MAX_UNREAD) bytes wait for it, the connection is
+/// closed rather than let the queue grow.
+pub struct EventStream {
+    /// How often to ask `next` for more.
+    pub every: Duration,
+    /// Appends the next events to the buffer (nothing, if there is nothing to say).
+    pub next: FeedFn,
+}
+
+/// What feeds an [`EventStream`]: given the route's environment (the reactor's picture on
+/// demand), append the next events.
+pub type FeedFn = Box<dyn FnMut(&Env<'_>, &mut Vec<u8>)>;
 
 impl Body {
     /// Length in bytes.
@@ -122,6 +144,8 @@ impl Body {
             Body::Static(b) => b.len() as u64,
             Body::Bytes(b) => b.len() as u64,
             Body::File(f) => f.len(),
+            // Unknown, and sent chunked: nothing to announce.
+            Body::Events(_) => 0,
         }
     }
 
