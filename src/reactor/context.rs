@@ -267,7 +267,7 @@ impl<'a> Context<'a> {
 
     /// A picture of the whole reactor now: every connection (one [`Page`] of them), the
     /// listeners, the armed timers, the counters (see `watch.rs`). This connection's own
-    /// row says `running`: its handler is the one asking.
+    /// row says `Running`: its handler is the one asking.
     pub fn snapshot(&self, page: Page) -> Snapshot {
         self.core.snapshot(page)
     }

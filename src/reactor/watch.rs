@@ -196,7 +196,7 @@ impl Core {
                 kind: kind_name(e.io.source()).to_string(),
                 peer,
                 // A handler that is running now (the one asking) is out of its entry.
-                state: e.handler.as_ref().map_or("running", |h| h.state_name()),
+                state: e.handler.as_ref().map_or("Running", |h| h.state_name()),
                 life: life_name(e.state).to_string(),
                 tls: tls || e.tls.is_some(),
                 bytes_in: e.meter.bytes_in,
