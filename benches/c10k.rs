@@ -14,6 +14,10 @@
 //! The server is restarted for each count: freed memory is not always returned to the
 //! system, so a second count on the same process would under-report.
 //!
+//! With every connection open, the `/loop` page's data is timed too: `GET /loop/state` (the
+//! first page of 1,000 rows, what the live page shows) and paging through all of them,
+//! each a round trip on a fresh connection, with the size of the JSON.
+//!
 //! Env: `COUNTS` ("10000 19000"). Writes `target/netloop-bench/c10k.json`.
 
 mod common;
@@ -68,6 +72,30 @@ struct Row {
     rss_before_kib: u64,
     rss_after_kib: u64,
     open_secs: f64,
+    /// `GET /loop/state`: milliseconds and bytes of the first page.
+    state_ms: f64,
+    state_bytes: usize,
+    /// Every page of `/loop/state`, one after another: milliseconds and pages.
+    all_pages_ms: f64,
+    pages: usize,
+}
+
+/// `GET path` on a fresh connection, read to the close: (milliseconds, body).
+fn fetch(server: SocketAddr, path: &str) -> (f64, Vec<u8>) {
+    let started = Instant::now();
+    let mut body = Vec::new();
+    if let Ok(mut s) = TcpStream::connect(server) {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: c10k\r\nConnection: close\r\n\r\n");
+        let _ = s
+            .write_all(request.as_bytes())
+            .and_then(|()| s.read_to_end(&mut body));
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let at = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |i| i + 4);
+    (ms, body.split_off(at))
 }
 
 fn run(conns: usize) -> Row {
@@ -98,6 +126,24 @@ fn run(conns: usize) -> Row {
     }
     let open_secs = started.elapsed().as_secs_f64();
     let rss_after_kib = rss_kib(pid);
+    let (state_ms, first) = fetch(server.addr, "/loop/state");
+    let started = Instant::now();
+    let mut pages = 0;
+    let mut offset = 0;
+    loop {
+        let (_, page) = fetch(server.addr, &format!("/loop/state?offset={offset}"));
+        pages += 1;
+        let text = String::from_utf8_lossy(&page);
+        let rows = text.matches("\"token\": \"#").count();
+        let listeners = text.matches("\"addr\":").count();
+        // Each page lists the listeners too; the rest are connection rows.
+        let connections = rows.saturating_sub(listeners);
+        offset += connections;
+        if connections == 0 || pages > 100 {
+            break;
+        }
+    }
+    let all_pages_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Every idle connection must still answer.
     let mut answered = 0;
     for s in &mut streams {
@@ -115,6 +161,10 @@ fn run(conns: usize) -> Row {
         rss_before_kib,
         rss_after_kib,
         open_secs,
+        state_ms,
+        state_bytes: first.len(),
+        all_pages_ms,
+        pages,
     }
 }
 
@@ -141,9 +191,17 @@ fn main() {
             "{:>7} {:>7} {:>9} {:>9} KiB {:>9} KiB {:>10.0} {:>8.2}",
             r.conns, r.opened, r.answered, r.rss_before_kib, r.rss_after_kib, per_conn, r.open_secs
         );
+        println!(
+            "        /loop/state with {} open: first page {:.1} ms ({} KiB of JSON); all {} pages {:.1} ms",
+            r.opened,
+            r.state_ms,
+            r.state_bytes / 1024,
+            r.pages,
+            r.all_pages_ms
+        );
         json.push(format!(
-            r#"{{"conns":{},"opened":{},"answered":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_conn":{per_conn:.0}}}"#,
-            r.conns, r.opened, r.answered, r.rss_before_kib, r.rss_after_kib
+            r#"{{"conns":{},"opened":{},"answered":{},"rss_before_kib":{},"rss_after_kib":{},"bytes_per_conn":{per_conn:.0},"loop_state_ms":{:.2},"loop_state_bytes":{},"loop_all_pages_ms":{:.2},"loop_pages":{}}}"#,
+            r.conns, r.opened, r.answered, r.rss_before_kib, r.rss_after_kib, r.state_ms, r.state_bytes, r.all_pages_ms, r.pages
         ));
         rows.push((r, per_conn));
     }
