@@ -84,6 +84,8 @@ pub struct SmtpService {
     /// Where messages go.
     pub keep: Keep,
     next_id: Cell<u64>,
+    /// Our process id, read once (`getpid` is a system call: once per message showed up).
+    pid: u32,
     accepted: Cell<u64>,
     auth_failures: Cell<u64>,
 }
@@ -106,6 +108,7 @@ impl SmtpService {
             auth_failure_delay: Duration::from_secs(1),
             keep,
             next_id: Cell::new(0),
+            pid: std::process::id(),
             accepted: Cell::new(0),
             auth_failures: Cell::new(0),
         }
@@ -134,7 +137,7 @@ impl SmtpService {
             "{}.M{}P{}Q{n}.{host}",
             since.as_secs(),
             since.subsec_micros(),
-            std::process::id()
+            self.pid
         )
     }
 
