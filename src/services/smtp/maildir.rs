@@ -68,16 +68,40 @@ impl Maildir {
     /// Stores `letters`, each durably when `fsync` is set. Returns, for each, `Ok` once it
     /// is in `new/`, or why it is not (and then nothing of it is left anywhere). Also
     /// returns the number of fsync calls made.
+    ///
+    /// The files of a batch are written first, then fsynced **at once**, one helper thread
+    /// per file (at most [`PARALLEL_FSYNCS`]): on a journaling file system (ext4, XFS) an
+    /// fsync waits for a journal commit, and fsyncs that wait together share one. Synced one
+    /// after another, twenty messages would cost twenty commits; together, about one.
     pub fn deliver(&self, letters: &[Letter], fsync: bool) -> (Vec<io::Result<()>>, u64) {
+        let mut files: Vec<Option<File>> = Vec::with_capacity(letters.len());
+        let mut results: Vec<io::Result<()>> = Vec::with_capacity(letters.len());
+        for letter in letters {
+            match self.write_tmp(letter) {
+                Ok(file) => {
+                    files.push(Some(file));
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    files.push(None);
+                    results.push(Err(e));
+                }
+            }
+        }
         let mut fsyncs = 0;
-        let mut results: Vec<io::Result<()>> = letters
-            .iter()
-            .map(|letter| {
-                let wrote = self.write_tmp(letter, fsync);
-                fsyncs += u64::from(fsync && wrote.is_ok());
-                wrote
-            })
-            .collect();
+        if fsync {
+            let synced = sync_all_at_once(&files);
+            for ((letter, result), synced) in letters.iter().zip(&mut results).zip(synced) {
+                if let Some(outcome) = synced {
+                    fsyncs += 1;
+                    if let Err(e) = outcome {
+                        let _ = std::fs::remove_file(self.path("tmp", letter));
+                        *result = Err(e);
+                    }
+                }
+            }
+        }
+        drop(files);
         for (letter, result) in letters.iter().zip(&mut results) {
             if result.is_ok() {
                 let (tmp, new) = (self.path("tmp", letter), self.path("new", letter));
@@ -102,7 +126,9 @@ impl Maildir {
         (results, fsyncs)
     }
 
-    fn write_tmp(&self, letter: &Letter, fsync: bool) -> io::Result<()> {
+    /// Creates `tmp/NAME` and writes the letter into it (with LF line ends); on failure
+    /// nothing is left.
+    fn write_tmp(&self, letter: &Letter) -> io::Result<File> {
         let tmp = self.path("tmp", letter);
         let written = OpenOptions::new()
             .write(true)
@@ -113,10 +139,7 @@ impl Maildir {
                 unix_lines(letter.header.as_bytes(), &mut text);
                 unix_lines(&letter.data, &mut text);
                 file.write_all(&text)?;
-                if fsync {
-                    file.sync_all()?;
-                }
-                Ok(())
+                Ok(file)
             });
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -127,6 +150,40 @@ impl Maildir {
     fn path(&self, sub: &str, letter: &Letter) -> PathBuf {
         self.root.join(sub).join(&letter.name)
     }
+}
+
+/// Most fsyncs in flight at once: a batch's files, up to the disk thread's batch size.
+pub const PARALLEL_FSYNCS: usize = 64;
+
+/// fsyncs every file at the same time, each on a scoped thread of its own; `None` for a
+/// file that is not there. A thread that cannot be started leaves its file to this one.
+fn sync_all_at_once(files: &[Option<File>]) -> Vec<Option<io::Result<()>>> {
+    let mut outcomes: Vec<Option<io::Result<()>>> = files.iter().map(|_| None).collect();
+    for (start, files) in files.chunks(PARALLEL_FSYNCS).enumerate() {
+        let start = start * PARALLEL_FSYNCS;
+        std::thread::scope(|scope| {
+            let mut waiting = Vec::new();
+            let mut here = Vec::new();
+            for (i, file) in files.iter().enumerate() {
+                let Some(file) = file else { continue };
+                let sync = move || file.sync_all();
+                match std::thread::Builder::new().spawn_scoped(scope, sync) {
+                    Ok(handle) => waiting.push((start + i, handle)),
+                    Err(_) => here.push((start + i, file)),
+                }
+            }
+            for (i, file) in here {
+                outcomes[i] = Some(file.sync_all());
+            }
+            for (i, handle) in waiting {
+                let outcome = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked")));
+                outcomes[i] = Some(outcome);
+            }
+        });
+    }
+    outcomes
 }
 
 /// Appends `wire` to `out` with every CRLF turned into LF (the Maildir's line ending); a CR
