@@ -18,8 +18,14 @@
 //! 4294967295; its own default is 1,000, nginx's): hyper and the floor have no such limit,
 //! and reconnecting every 1,000 requests costs netloop 12-14% of its pipelined figure.
 //!
+//! A second netloop runs beside the first with someone watching it: a reader of its
+//! `/loop/events` stream for the whole run (the `/loop` page's feed: the trace is on and
+//! each tick reads the clock once more). Its req/cpu-s against the unwatched netloop's is
+//! what watching costs; the unwatched one is what netloop costs when nobody looks.
+//!
 //! Env: `RUNS` (3), `DURATION` seconds (5), `CONNS` ("50 1000"), `MODES` ("keepalive
-//! pipelined"), `NETLOOP_MAX_REQUESTS`, `NETLOOP_BENCH_DIR` (../shared/bench). Writes `target/netloop-bench/http.json`.
+//! pipelined"), `NETLOOP_MAX_REQUESTS`, `NETLOOP_BENCH_DIR` (../shared/bench), `WATCHED`
+//! (1; 0 leaves the watched netloop out). Writes `target/netloop-bench/http.json`.
 
 mod common;
 
@@ -105,6 +111,14 @@ fn main() {
         "http",
         &["--max-requests-per-connection".as_ref(), limit.as_ref()],
     );
+    let watched = (env_or("WATCHED", "1") == "1").then(|| {
+        let server = start_netloop(
+            "http",
+            &["--max-requests-per-connection".as_ref(), limit.as_ref()],
+        );
+        watch(server.addr);
+        server
+    });
     let hyper = start_peer("hyper", "hyper_hello", false, accepts);
     let floor = start_floor();
     // Warm up all three (connections, page cache, CPU frequency).
@@ -132,14 +146,27 @@ fn main() {
         "ratio"
     );
     let mut floor_rows = Vec::new();
+    let mut watched_rows = Vec::new();
     let mut rows = Vec::new();
     for conns in env_or("CONNS", "50 1000").split_whitespace() {
         for mode in env_or("MODES", "keepalive pipelined").split_whitespace() {
             let (mut ours, mut theirs, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+            let mut seen = Vec::new();
             for _ in 0..runs {
                 ours.push(measure(&netloop, conns, mode, &duration));
                 theirs.push(measure(&hyper, conns, mode, &duration));
                 bare.push(measure(&floor, conns, mode, &duration));
+                if let Some(w) = &watched {
+                    seen.push(measure(w, conns, mode, &duration));
+                }
+            }
+            if !seen.is_empty() {
+                let cost = med(&seen, |r| r.per_cpu_s) / med(&ours, |r| r.per_cpu_s);
+                watched_rows.push(format!(
+                    "{mode:<10} {conns:>6} | watched netloop {:>9.0} req/s {:>10.0} req/cpu-s = {cost:.2}x the unwatched one's",
+                    med(&seen, |r| r.rps),
+                    med(&seen, |r| r.per_cpu_s),
+                ));
             }
             let floor_ratio = med(&bare, |r| r.per_cpu_s) / med(&theirs, |r| r.per_cpu_s);
             let of_floor = med(&ours, |r| r.per_cpu_s) / med(&bare, |r| r.per_cpu_s);
@@ -180,11 +207,31 @@ fn main() {
     for row in floor_rows {
         println!("{row}");
     }
+    if !watched_rows.is_empty() {
+        println!("a netloop watched through /loop/events for the whole run, in the same runs:");
+        for row in watched_rows {
+            println!("{row}");
+        }
+    }
     let json = format!(
         r#"{{"bench":"http","duration_s":{duration},"rows":[{}]}}"#,
         rows.join(",")
     );
     common::write_json("http", &json);
+}
+
+/// Opens `/loop/events` on `addr` and reads it until the server goes away, on a thread of
+/// the bench's own: the `/loop` page's feed, as a browser would take it.
+fn watch(addr: std::net::SocketAddr) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect the watcher");
+    stream
+        .write_all(b"GET /loop/events HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .expect("ask for the stream");
+    std::thread::spawn(move || {
+        let mut buf = vec![0; 64 * 1024];
+        while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+    });
 }
 
 /// The floor, `examples/http_floor.rs`, on CPU 0 (built here: benches do not build
