@@ -4,6 +4,13 @@
 //! owns the connections, the clock, the pipelining window and the histogram; the driver
 //! turns "send one request" into bytes and received bytes into "this many responses
 //! finished". Adding chat, file or SMTP load means one more `Driver`, nothing else.
+//!
+//! # Reading order for the engine
+//!
+//! After [`Driver::write_request`] the request's bytes are in the output queue. After every
+//! [`Driver::handle_bytes`]: [`Driver::poll_transmit`] into the same queue (the bytes a
+//! reply made due: an SMTP client's EHLO after the greeting, its message after 354), then
+//! act on the [`Answers`] (which may ask for the next request).
 
 use netloop_protocols::http::{ClientConn, ResponseError, ResponseEvent};
 use netloop_protocols::time as time_proto;
@@ -44,6 +51,8 @@ pub enum BadResponse {
     Time(time_proto::Error),
     /// A file transfer whose header or body was wrong (size, checksum, framing).
     File(super::file::FileError),
+    /// An SMTP server that greeted badly, refused EHLO, or sent what is not a reply.
+    Smtp(super::smtp::SmtpError),
     /// The server closed with a response half sent.
     CutShort,
 }
@@ -54,6 +63,7 @@ impl fmt::Display for BadResponse {
             BadResponse::Http(e) => write!(f, "bad HTTP response: {e}"),
             BadResponse::Time(e) => write!(f, "bad time reply: {e:?}"),
             BadResponse::File(e) => write!(f, "bad file transfer: {e}"),
+            BadResponse::Smtp(e) => write!(f, "bad SMTP session: {e}"),
             BadResponse::CutShort => f.write_str("connection closed mid-response"),
         }
     }
@@ -73,6 +83,13 @@ pub trait Driver {
 
     /// Bytes from the server.
     fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Answers, BadResponse>;
+
+    /// Appends to `out` the bytes the driver must send that no request asked for: a
+    /// greeting's answer, the second half of a transaction (an SMTP message after its
+    /// 354). The engine calls it when the connection opens and after every
+    /// [`handle_bytes`](Driver::handle_bytes), before acting on the answers. Most
+    /// protocols speak only when asked: nothing.
+    fn poll_transmit(&mut self, _out: &mut Vec<u8>) {}
 
     /// The server closed its side. A protocol whose reply ends at the close (the time
     /// service) completes it here; one that frames its replies checks none was cut short.

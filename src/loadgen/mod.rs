@@ -15,8 +15,11 @@
 //! Drivers included: [`HttpGet`] (keep-alive, pipelined `GET`), [`TimeConnect`] (connect,
 //! read the time to EOF: connections per second), [`FileGet`] (one request-mode `get` per
 //! connection, size and optionally SHA-256 checked as the bytes stream: transfers and MB
-//! per second). The [`Driver`] trait is the whole protocol-specific part of a
-//! request/response protocol, so SMTP load is one more implementation.
+//! per second), [`SmtpSend`] (one mail transaction per request on a persistent SMTP
+//! session, MAIL/RCPT/DATA pipelined, the message after 354: messages per second). The
+//! [`Driver`] trait is the whole protocol-specific part of a request/response protocol; a
+//! protocol that must send without being asked (SMTP's EHLO, its message after 354) does so
+//! through [`Driver::poll_transmit`].
 //!
 //! Chat is not request/response: a line sent by one client is answered by its arrival at
 //! every client, so [`run_chat`] has an engine of its own (`chat.rs`) whose clients share
@@ -75,6 +78,7 @@ mod chat;
 mod driver;
 mod file;
 mod report;
+pub mod smtp;
 mod stream;
 mod udp;
 
@@ -82,6 +86,7 @@ pub use chat::{ChatPlan, run_chat};
 pub use driver::{Answers, BadResponse, Driver, HttpGet, Shape, TimeConnect};
 pub use file::{FileError, FileGet};
 pub use report::{Errors, LATENCY_DIGITS, LATENCY_MAX_US, LATENCY_UNIT, Report};
+pub use smtp::{SmtpError, SmtpSend};
 pub use udp::{UdpPlan, run_udp};
 
 use std::fmt;

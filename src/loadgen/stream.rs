@@ -216,6 +216,14 @@ impl Conn {
         self.in_flight.push_back(at);
     }
 
+    /// Queues what the driver must send unasked ([`Driver::poll_transmit`]): straight into
+    /// the connection's output, which the reactor writes after this callback.
+    fn transmit(&mut self, cx: &mut Context<'_>) {
+        if let Some(out) = cx.output() {
+            self.driver.poll_transmit(out);
+        }
+    }
+
     /// Fills the pipeline: from the backlog (open loop) or with new requests (closed loop).
     fn fill(&mut self, cx: &mut Context<'_>) {
         let depth = self.run.borrow().depth;
@@ -312,6 +320,8 @@ impl Handler for Conn {
             return;
         }
         cx.set_timer_at(DEADLINE, deadline);
+        // A protocol whose client speaks first says so before any request.
+        self.transmit(cx);
         match self.shape {
             Shape::ConnectionPerRequest => {
                 let started = self.started;
@@ -325,6 +335,9 @@ impl Handler for Conn {
     fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         match self.driver.handle_bytes(bytes) {
             Ok(a) => {
+                // What these bytes made due (SMTP: EHLO, a message after 354) goes before
+                // any request the answers let out.
+                self.transmit(cx);
                 if a.closing {
                     // The server closes after this one (netloop does after 1000 requests
                     // on a connection): stop sending here and reconnect in `closed`.
@@ -607,7 +620,7 @@ const HARD_STOP_SLACK: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::{HttpGet, TimeConnect};
+    use crate::loadgen::{HttpGet, SmtpSend, TimeConnect};
     use crate::reactor::testing::TestBed;
 
     const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -683,6 +696,31 @@ mod tests {
         bed.advance(Duration::from_secs(1));
         let r = run.borrow();
         assert_eq!((r.connections, r.unsent), (2, 98));
+    }
+
+    #[test]
+    fn what_a_reply_makes_due_is_sent_and_a_transaction_is_one_request() {
+        let mut bed = TestBed::new();
+        let t0 = bed.now();
+        let target = SocketAddr::from(([127, 0, 0, 1], 9));
+        let plan = Plan::closed_loop(target, 1, 1, Duration::from_secs(1));
+        let factory = || Box::new(SmtpSend::with_message("lg", "a@b", "c@d", b"hi")) as _;
+        let run = shared(&plan, t0, Box::new(factory));
+        let conn = bed.open(Box::new(Conn::new(run.clone(), t0, None)));
+        assert_eq!(bed.take_output(conn), b"", "the server speaks first");
+        // Each reply's answer comes from poll_transmit: no request asked for it.
+        bed.data(conn, b"220 mx\r\n");
+        assert_eq!(bed.take_output(conn), b"EHLO lg\r\n");
+        bed.data(conn, b"250-mx\r\n250 PIPELINING\r\n");
+        let envelope = b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n";
+        assert_eq!(bed.take_output(conn), envelope);
+        bed.data(conn, b"250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(bed.take_output(conn), b"hi\r\n.\r\n");
+        // The reply to the dot completes the request, and the next transaction begins.
+        bed.data(conn, b"250 queued\r\n");
+        assert_eq!(bed.take_output(conn), envelope);
+        let r = run.borrow();
+        assert_eq!((r.requests, r.errors.total(), r.unit), (1, 0, "messages"));
     }
 
     #[test]

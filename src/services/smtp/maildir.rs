@@ -70,9 +70,12 @@ impl Maildir {
     /// returns the number of fsync calls made.
     ///
     /// The files of a batch are written first, then fsynced **at once**, one helper thread
-    /// per file (at most [`PARALLEL_FSYNCS`]): on a journaling file system (ext4, XFS) an
-    /// fsync waits for a journal commit, and fsyncs that wait together share one. Synced one
-    /// after another, twenty messages would cost twenty commits; together, about one.
+    /// per file (at most [`PARALLEL_FSYNCS`]). An fsync mostly waits: for the device to
+    /// flush (a virtio or NVMe disk takes many flushes in flight at once), and on a
+    /// journaling file system (ext4, XFS) for a journal commit, which fsyncs waiting
+    /// together share. One after another, twenty messages wait twenty times; together,
+    /// about once. (Measured here, ext4 without a journal on a virtio disk: 20 sessions
+    /// went from 2.1x to 4.3x-5.3x the messages/s of one.)
     pub fn deliver(&self, letters: &[Letter], fsync: bool) -> (Vec<io::Result<()>>, u64) {
         let mut files: Vec<Option<File>> = Vec::with_capacity(letters.len());
         let mut results: Vec<io::Result<()>> = Vec::with_capacity(letters.len());
