@@ -577,6 +577,7 @@ fn flush(e: &mut Entry, pool: &mut BufPool, stats: &mut Stats) -> io::Result<usi
             let done = udp.queue.flush(udp.sock.as_raw_fd());
             stats.datagrams_out += done.sent;
             stats.bytes_out += done.bytes;
+            e.meter.bytes_out += done.bytes;
             stats.datagrams_dropped += done.dropped;
             if done.sent > 0 {
                 trace!(

@@ -285,6 +285,11 @@ pub(crate) fn recv_datagrams(core: &mut Core, batch: &mut Option<Box<RecvBatch>>
         match batch.recv(udp.sock.as_raw_fd()) {
             Ok(n) => {
                 trace!("  {} received {n} datagram(s)", Who(service, token));
+                let now_ms = core.now_ms();
+                if let Some(e) = entry_mut(&mut core.entries, token) {
+                    e.meter.bytes_in += (0..n).map(|i| batch.get(i).0.len() as u64).sum::<u64>();
+                    e.meter.active_ms = now_ms;
+                }
                 for i in 0..n {
                     let (data, from) = batch.get(i);
                     core.stats.datagrams_in += 1;

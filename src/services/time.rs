@@ -24,6 +24,12 @@ impl TimeServer {
 }
 
 impl Handler for TimeServer {
+    /// The time is written and the connection closes in the same tick it opened: the row
+    /// flashes by on `/loop`.
+    fn state_name(&self) -> &'static str {
+        "SendingTime"
+    }
+
     fn opened(&mut self, cx: &mut Context<'_>) {
         // The glue reads the clock; the protocol only formats what it is given.
         let now = chrono::Local::now().naive_local();
