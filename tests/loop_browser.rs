@@ -352,6 +352,19 @@ fn loop_page_shows_live_connections_with_their_states() {
         server.addr("file"),
     );
 
+    let mut browser = open_loop_page(http);
+
+    // The first snapshot has arrived (the page's own event stream is a row), so the rows
+    // below come from a later one: the page updates live.
+    browser.wait_in_page(
+        "the first snapshot",
+        r#"document.getElementById("status").textContent === "live" && rows().length > 0"#,
+    );
+    page_shows_connections(&mut browser, chat, file, started);
+}
+
+/// Chromium on `/loop`, with Runtime, Page and Log on before the page's script runs.
+fn open_loop_page(http: SocketAddr) -> Browser {
     // A blank page first, so that Runtime and Log are on before /loop's script runs: every
     // exception, console call and logged error of the page arrives as an event.
     let mut browser = Browser::start();
@@ -375,14 +388,15 @@ fn loop_page_shows_live_connections_with_their_states() {
         browser.fail(format!("navigating to {url}: {error}"));
     }
     browser.wait_event("Page.loadEventFired");
+    browser
+}
 
-    // The first snapshot has arrived (the page's own event stream is a row), so the rows
-    // below come from a later one: the page updates live.
-    browser.wait_in_page(
-        "the first snapshot",
-        r#"document.getElementById("status").textContent === "live" && rows().length > 0"#,
-    );
-
+fn page_shows_connections(
+    browser: &mut Browser,
+    chat: SocketAddr,
+    file: SocketAddr,
+    started: Instant,
+) {
     let mut alice = ChatClient::joined(chat, "alice");
     let alice_addr = alice.w.local_addr().expect("local addr");
     let mut request = connect(file);
@@ -459,4 +473,54 @@ fn loop_page_shows_live_connections_with_their_states() {
     }
     drop(request);
     eprintln!("loop page end to end: {:?}", started.elapsed());
+}
+
+/// The page with 10,000 idle connections open: how long until the first snapshot is on
+/// screen, and how busy the page keeps the browser. Run by hand (`cargo test --test
+/// loop_browser -- --ignored --nocapture`): it opens 10,000 sockets from the test process.
+#[test]
+#[ignore = "opens 10,000 connections; run by hand"]
+fn loop_page_stays_responsive_with_ten_thousand_connections() {
+    let mut cmd = Command::new(binary("netloop"));
+    cmd.arg("--any-ports");
+    let server = spawn_server(cmd, 7);
+    let idle: Vec<_> = (0..10_000).map(|_| connect(server.addr("chat"))).collect();
+    let opened = Instant::now();
+    let mut browser = open_loop_page(server.addr("http"));
+    browser.wait_in_page(
+        "the first snapshot (300 rows drawn)",
+        r#"rows().length >= 300"#,
+    );
+    let first = opened.elapsed();
+    browser.call("Performance.enable", json!({}));
+    let busy = |b: &mut Browser| -> f64 {
+        let metrics = b.call("Performance.getMetrics", json!({}));
+        metrics["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter(|m| m["name"] == "TaskDuration")
+            .map(|m| m["value"].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    let (t0, busy0) = (Instant::now(), busy(&mut browser));
+    // Five seconds of the page following the stream: five snapshots of 1,000 rows.
+    browser.wait_in_page(
+        "five seconds of snapshots",
+        r#"Date.now() > (window.until5s ||= Date.now() + 5000)"#,
+    );
+    let (wall, busy1) = (t0.elapsed().as_secs_f64(), busy(&mut browser));
+    let share = (busy1 - busy0) / wall;
+    eprintln!(
+        "10,000 connections: first snapshot on screen {first:?} after the page opened; \
+         the page busy {:.0}% of the next {wall:.1} s",
+        share * 100.0
+    );
+    assert!(first < std::time::Duration::from_secs(10), "{first:?}");
+    assert!(
+        share < 0.5,
+        "the page is busy {:.0}% of the time",
+        share * 100.0
+    );
+    drop(idle);
 }
