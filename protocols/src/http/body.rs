@@ -3,15 +3,26 @@
 //!
 //! Read RFC 9112 §6.2 (Content-Length), §7.1 (chunked coding: chunk-size, chunk-ext,
 //! last-chunk), §7.1.1 (extensions: a recipient ignores the ones it does not understand),
-//! §7.1.2 (trailer section).
+//! §7.1.2 (trailer section); RFC 9110 §5.6.2 (token), §5.6.4 (quoted-string), §5.6.3 (BWS).
 //!
 //! ```text
 //! Length{n} --n data bytes--> Done
-//! Size --HEXDIG--> Size --SP/HTAB--> SizeWs --";"--> Ext --CR--> SizeLf --LF--> Data{size}
-//!                                                                      (size 0) --LF--> Trailers
+//! Size --HEXDIG--> Size --CR--> SizeLf --LF--> Data{size}     (size 0) --LF--> Trailers
+//! Size --";"--> Ext(BeforeName)     Size --SP/HTAB--> Ext(Bws) --";"--> Ext(BeforeName)
+//! Ext: BeforeName --tchar--> Name --"="--> BeforeValue --tchar--> Token
+//!                                                      --DQUOTE--> Quoted --DQUOTE--> ValueEnd
+//!      Name / Token / ValueEnd --";"--> BeforeName   --CR--> SizeLf
+//!                              --SP/HTAB--> Bws (after a name: AfterName, which also takes "=")
 //! Data{n} --n data bytes--> DataCr --CR--> DataLf --LF--> Size
 //! Trailers --field lines, empty line--> Done
 //! ```
+//!
+//! Extensions are skipped, but checked against §7.1.1's grammar, the way llhttp's strict
+//! mode does: `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`,
+//! a name is a token, a value a token or a quoted-string. So `5;` (no name), `5;a="b`
+//! (the quote never closes) and `5 ` (whitespace not followed by `;`: BWS is only allowed
+//! before one) are 400: a peer that frames chunks loosely is one a front proxy may read
+//! differently.
 //!
 //! Framing bytes go through one `match` on (state, byte), one byte at a time, so no framing
 //! line is ever buffered or rescanned; data is taken in bulk. Only the trailer section, which
@@ -40,10 +51,8 @@ enum State {
     Length(u64),
     /// Reading chunk-size hex digits: the value so far and how many digits.
     Size { size: u64, digits: u8 },
-    /// Whitespace after the chunk-size (BWS before a `;`).
-    SizeWs { size: u64 },
-    /// Inside chunk extensions, which are skipped.
-    Ext { size: u64 },
+    /// Inside the chunk extensions of a chunk of this size: checked, then skipped.
+    Ext { size: u64, at: ExtAt },
     /// Saw the CR ending the chunk-size line; LF must follow.
     SizeLf { size: u64 },
     /// Chunk data, this many bytes still to come.
@@ -56,6 +65,39 @@ enum State {
     Trailers(LineScan),
     /// The body is complete.
     Done,
+}
+
+/// Where in RFC 9112 §7.1.1's `chunk-ext` grammar the decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExtAt {
+    /// Whitespace (BWS) after the chunk-size or a value: only more of it, or `;`, may follow.
+    Bws,
+    /// After `;` (and any BWS): a chunk-ext-name must start.
+    BeforeName,
+    /// In a chunk-ext-name (a token).
+    Name,
+    /// Whitespace after a name: more of it, `=` or `;`.
+    AfterName,
+    /// After `=` (and any BWS): a value must start, a token or a quoted-string.
+    BeforeValue,
+    /// In a token value.
+    Token,
+    /// In a quoted-string value, after its opening DQUOTE.
+    Quoted,
+    /// After a backslash in a quoted-string: the quoted-pair's second byte.
+    QuotedPair,
+    /// After a quoted-string's closing DQUOTE.
+    ValueEnd,
+}
+
+/// `tchar` (RFC 9110 §5.6.2): what a token, a chunk-ext-name or token value, is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `qdtext` (RFC 9110 §5.6.4): what a quoted-string holds unescaped.
+fn is_qdtext(b: u8) -> bool {
+    matches!(b, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..)
 }
 
 /// One call's work: how many input bytes are used up, and which of them (a range within
@@ -189,28 +231,66 @@ impl BodyDecoder {
             (State::Size { digits: 0, .. }, _) => {
                 return Err(HttpError::InvalidChunk("chunk size is not hexadecimal"));
             }
-            (State::Size { size, .. } | State::SizeWs { size }, b' ' | b'\t') => {
-                State::SizeWs { size }
-            }
-            (State::Size { size, .. } | State::SizeWs { size }, b';') => State::Ext { size },
-            (State::Size { size, .. } | State::SizeWs { size } | State::Ext { size }, b'\r') => {
-                State::SizeLf { size }
-            }
-            (State::Size { .. } | State::SizeWs { .. } | State::Ext { .. }, b'\n') => {
-                return Err(HttpError::BareLf);
-            }
-            (State::Size { .. } | State::SizeWs { .. }, _) => {
+            (State::Size { size, .. }, b'\r') => State::SizeLf { size },
+            (State::Size { .. }, b'\n') => return Err(HttpError::BareLf),
+            (State::Size { size, .. }, b' ' | b'\t') => self.ext(size, ExtAt::Bws)?,
+            (State::Size { size, .. }, b';') => self.ext(size, ExtAt::BeforeName)?,
+            (State::Size { .. }, _) => {
                 return Err(HttpError::InvalidChunk("invalid byte after chunk size"));
             }
-            (State::Ext { size }, b) if b == b'\t' || (b >= b' ' && b != 0x7f) => {
-                self.ext_bytes += 1;
-                if self.ext_bytes > MAX_CHUNK_EXT_BYTES {
-                    return Err(HttpError::InvalidChunk("chunk extensions too long"));
-                }
-                State::Ext { size }
-            }
-            (State::Ext { .. }, _) => {
-                return Err(HttpError::InvalidChunk("control byte in chunk extension"));
+            // §7.1.1, byte by byte. The line ends (CR) only after a name or a value.
+            (State::Ext { size, at }, b) => {
+                let next = match (at, b) {
+                    (ExtAt::Name | ExtAt::Token | ExtAt::ValueEnd, b'\r') => {
+                        return Ok(State::SizeLf { size });
+                    }
+                    (ExtAt::Bws, b'\r') => {
+                        return Err(HttpError::InvalidChunk(
+                            "whitespace after chunk size or extension not followed by ;",
+                        ));
+                    }
+                    (ExtAt::BeforeName, b'\r') => {
+                        return Err(HttpError::InvalidChunk("chunk extension without a name"));
+                    }
+                    (ExtAt::AfterName | ExtAt::BeforeValue, b'\r') => {
+                        return Err(HttpError::InvalidChunk("chunk extension cut short"));
+                    }
+                    (ExtAt::Quoted | ExtAt::QuotedPair, b'\r') => {
+                        return Err(HttpError::InvalidChunk(
+                            "unterminated quoted string in chunk extension",
+                        ));
+                    }
+                    (_, b'\n') => return Err(HttpError::BareLf),
+                    (ExtAt::Quoted, b'"') => ExtAt::ValueEnd,
+                    (ExtAt::Quoted, b'\\') => ExtAt::QuotedPair,
+                    (ExtAt::Quoted, b) if is_qdtext(b) => ExtAt::Quoted,
+                    (ExtAt::QuotedPair, b) if b == b'\t' || (b >= b' ' && b != 0x7f) => {
+                        ExtAt::Quoted
+                    }
+                    (ExtAt::Bws | ExtAt::BeforeName | ExtAt::BeforeValue, b' ' | b'\t') => at,
+                    (ExtAt::Name | ExtAt::AfterName, b' ' | b'\t') => ExtAt::AfterName,
+                    (ExtAt::Token | ExtAt::ValueEnd, b' ' | b'\t') => ExtAt::Bws,
+                    (
+                        ExtAt::Bws
+                        | ExtAt::Name
+                        | ExtAt::AfterName
+                        | ExtAt::Token
+                        | ExtAt::ValueEnd,
+                        b';',
+                    ) => ExtAt::BeforeName,
+                    (ExtAt::Name | ExtAt::AfterName, b'=') => ExtAt::BeforeValue,
+                    (ExtAt::BeforeName | ExtAt::Name, b) if is_tchar(b) => ExtAt::Name,
+                    (ExtAt::BeforeValue | ExtAt::Token, b) if is_tchar(b) => ExtAt::Token,
+                    (ExtAt::BeforeValue, b'"') => ExtAt::Quoted,
+                    (ExtAt::BeforeName, b';') => {
+                        return Err(HttpError::InvalidChunk("chunk extension without a name"));
+                    }
+                    (_, b) if b < b' ' || b == 0x7f => {
+                        return Err(HttpError::InvalidChunk("control byte in chunk extension"));
+                    }
+                    _ => return Err(HttpError::InvalidChunk("invalid byte in chunk extension")),
+                };
+                self.ext(size, next)?
             }
             (State::SizeLf { size: 0 }, b'\n') => State::Trailers(LineScan::trailers()),
             (State::SizeLf { size }, b'\n') => {
@@ -233,6 +313,15 @@ impl BodyDecoder {
                 state
             }
         })
+    }
+
+    /// The next extension state, counting the byte against the extension budget.
+    fn ext(&mut self, size: u64, at: ExtAt) -> Result<State, HttpError> {
+        self.ext_bytes += 1;
+        if self.ext_bytes > MAX_CHUNK_EXT_BYTES {
+            return Err(HttpError::InvalidChunk("chunk extensions too long"));
+        }
+        Ok(State::Ext { size, at })
     }
 }
 
@@ -356,6 +445,94 @@ mod tests {
         assert_eq!(
             bad(b"1;a=\x00\r\n"),
             Some(HttpError::InvalidChunk("control byte in chunk extension"))
+        );
+    }
+
+    #[test]
+    fn chunk_extensions_follow_the_grammar() {
+        // RFC 9112 §7.1.1: BWS before `;` and around `=`, token names, token or
+        // quoted-string values; a quoted-pair and obs-text inside the quotes.
+        for ext in [
+            ";a",
+            ";a=b",
+            " ;a",
+            "\t; a ;b",
+            ";a = b",
+            ";a=\"\"",
+            ";a=\"x;y z\" ;b=c",
+            ";a=\"q\\\"\\\\\";b",
+            ";a=\"\u{e9}\"",
+            ";!#$%&'*+-.^_`|~09AZaz=!#$%&'*+-.^_`|~09AZaz",
+        ] {
+            let body = format!("3{ext}\r\nabc\r\n0{ext}\r\n\r\n");
+            let got = chunked(body.as_bytes()).unwrap_or_else(|e| panic!("{ext:?}: {e}"));
+            assert_eq!(got.data, b"abc", "{ext:?}");
+            assert!(got.done, "{ext:?}");
+        }
+    }
+
+    #[test]
+    fn broken_chunk_extensions_are_400() {
+        let bad = |input: &[u8]| chunked(input).err();
+        let invalid = |reason| Some(HttpError::InvalidChunk(reason));
+        // No name: llhttp's "No extension after semicolon".
+        assert_eq!(bad(b"2;\r\n"), invalid("chunk extension without a name"));
+        assert_eq!(bad(b"2; \r\n"), invalid("chunk extension without a name"));
+        assert_eq!(bad(b"2;;a\r\n"), invalid("chunk extension without a name"));
+        assert_eq!(bad(b"2;a;\r\n"), invalid("chunk extension without a name"));
+        // A name, `=`, and then no value; or whitespace after a name that ends the line.
+        assert_eq!(bad(b"2;a=\r\n"), invalid("chunk extension cut short"));
+        assert_eq!(bad(b"2;a =\r\n"), invalid("chunk extension cut short"));
+        assert_eq!(bad(b"2;a \r\n"), invalid("chunk extension cut short"));
+        // The quotes never close: the CR is inside the quoted-string.
+        let unterminated = invalid("unterminated quoted string in chunk extension");
+        assert_eq!(bad(b"5;a=\"abc\";b=\"def; ghi\r\n"), unterminated);
+        assert_eq!(bad(b"5;a=\"abc\\\r\n"), unterminated);
+        // Bytes that are not tchar where a token is, or text after a quoted value.
+        let byte = invalid("invalid byte in chunk extension");
+        assert_eq!(bad(b"2;a@b\r\n"), byte);
+        assert_eq!(bad(b"2;=b\r\n"), byte);
+        assert_eq!(bad(b"2;a=b c\r\n"), byte);
+        assert_eq!(bad(b"2;a=\"b\"c\r\n"), byte);
+        assert_eq!(bad(b"2;a=b=c\r\n"), byte);
+        assert_eq!(bad(b"2;a=\xff\r\n"), byte);
+        assert_eq!(
+            bad(b"2;a=\"\x7f\"\r\n"),
+            invalid("control byte in chunk extension")
+        );
+        assert_eq!(bad(b"2;a\nb"), Some(HttpError::BareLf));
+        assert_eq!(bad(b"2;a=\"b\nc"), Some(HttpError::BareLf));
+    }
+
+    #[test]
+    fn whitespace_after_the_chunk_size_must_lead_to_a_semicolon() {
+        // BWS is allowed only before `;`: llhttp's "Space after chunk header" (`a \r\n`).
+        let bad = |input: &[u8]| chunked(input).err();
+        let ws = Some(HttpError::InvalidChunk(
+            "whitespace after chunk size or extension not followed by ;",
+        ));
+        assert_eq!(bad(b"a \r\n0123456789\r\n0\r\n\r\n"), ws);
+        assert_eq!(bad(b"a\t\r\n"), ws);
+        assert_eq!(bad(b"0 \r\n\r\n"), ws);
+        assert_eq!(bad(b"2;a=b \r\n"), ws);
+        assert_eq!(bad(b"2;a=\"b\"\t\r\n"), ws);
+        assert_eq!(
+            bad(b"a 1\r\n"),
+            Some(HttpError::InvalidChunk("invalid byte in chunk extension"))
+        );
+    }
+
+    #[test]
+    fn chunk_extension_bytes_have_a_budget() {
+        // Fed whole only: every split of 16 KiB would be 32 K runs over 16 KiB each.
+        let mut body = b"1;a=".to_vec();
+        body.extend(std::iter::repeat_n(b'x', MAX_CHUNK_EXT_BYTES));
+        body.extend_from_slice(b"\r\n");
+        assert_eq!(
+            BodyDecoder::new(BodyFraming::Chunked)
+                .decode(&body, &Limits::default())
+                .err(),
+            Some(HttpError::InvalidChunk("chunk extensions too long"))
         );
     }
 

@@ -341,6 +341,14 @@ pub(crate) fn parse_head_into(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HttpError::Malformed("incomplete request line"));
     };
+    // httparse admits bytes 0x80..=0xFF in the target (as UTF-8); RFC 9112 §3.2 builds it
+    // from RFC 3986's URI grammar, which is ASCII only: anything else arrives
+    // percent-encoded. Visible ASCII RFC 3986 leaves out (" < > \ ^ ` { | }) is allowed,
+    // as llhttp's strict mode and nginx allow it: browsers send `{|}^` in queries unencoded
+    // (the WHATWG URL standard's query set does not escape them).
+    if !target.is_ascii() {
+        return Err(HttpError::Malformed("non-ASCII byte in request-target"));
+    }
     let version = if minor == 0 {
         Version::Http10
     } else {
@@ -535,10 +543,16 @@ pub(crate) fn trim(value: &[u8]) -> &[u8] {
 }
 
 /// httparse refused the version: a well-formed `HTTP/x.y` it does not speak is 505, anything
-/// else is a malformed request line.
+/// else is a malformed request line. So is a line of more than three parts, such as
+/// `GET /a b HTTP/1.1`: httparse ends the target at the first space and reads `b` as the
+/// version, but the fault is the space in the target (RFC 9112 §3: one SP between the
+/// parts, none inside a target; §3.2: answer 400), not the version.
 fn version_error(head: &[u8]) -> HttpError {
     let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
     let line = &head[..line_end];
+    if line.iter().filter(|&&b| b == b' ').count() > 2 {
+        return HttpError::Malformed("space in request-target");
+    }
     let version = &line[line.iter().rposition(|&b| b == b' ').map_or(0, |i| i + 1)..];
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]

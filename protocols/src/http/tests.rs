@@ -852,6 +852,85 @@ fn broken_chunked_bodies_are_400() {
 }
 
 #[test]
+fn a_space_inside_the_target_is_400_not_505() {
+    // httparse ends the target at the first space and reads the rest as the version; the
+    // fault is the request line's shape (RFC 9112 §3), not an unsupported version.
+    for line in [
+        "GET /a b HTTP/1.1",
+        "GET /foo bar/ HTTP/1.1",
+        "GET /a b c HTTP/1.0",
+    ] {
+        let error = refused(format!("{line}\r\nHost: h\r\n\r\n").as_bytes(), 400);
+        assert_eq!(error, "error 400: space in request-target", "{line}");
+    }
+    // A well-formed request line with a version we do not speak is still 505.
+    refused(b"GET /a%20b HTTP/2.0\r\nHost: h\r\n\r\n", 505);
+}
+
+#[test]
+fn non_ascii_bytes_in_the_target_are_400() {
+    // UTF-8 (llhttp's "Disallow UTF-8 in URI path" case): RFC 3986 is ASCII only.
+    let error = refused(
+        "GET /\u{3b4}\u{b6}/pope?q=1 HTTP/1.1\r\nHost: h\r\n\r\n".as_bytes(),
+        400,
+    );
+    assert_eq!(error, "error 400: non-ASCII byte in request-target");
+    refused(b"GET /?q=\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    // Not UTF-8 at all: httparse refuses it itself.
+    refused(b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    // Percent-encoded, and visible ASCII that browsers leave unencoded in queries, pass.
+    for target in ["/%CE%B4", "/q?a={b}|c^d"] {
+        let run = serve(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+        assert_eq!(
+            run.seen,
+            [
+                format!("head GET {target} HTTP/1.1 keep-alive"),
+                "end".into()
+            ]
+        );
+    }
+}
+
+#[test]
+fn chunk_extension_syntax_is_checked() {
+    let chunked = |body: &str| {
+        format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n{body}")
+    };
+    // RFC 9112 §7.1.1: `chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )`.
+    for (body, reason) in [
+        ("2;\r\naa\r\n0\r\n\r\n", "chunk extension without a name"),
+        ("2;;a\r\naa\r\n0\r\n\r\n", "chunk extension without a name"),
+        ("2;a=\r\naa\r\n0\r\n\r\n", "chunk extension cut short"),
+        (
+            "2;a@b\r\naa\r\n0\r\n\r\n",
+            "invalid byte in chunk extension",
+        ),
+        (
+            "5;ilovew3=\"abc\";somuchlove=\"def; ghi\r\nhello\r\n0\r\n\r\n",
+            "unterminated quoted string in chunk extension",
+        ),
+        // BWS is allowed only before `;` (or `=`): whitespace then CRLF is not.
+        (
+            "a \r\n0123456789\r\n0\r\n\r\n",
+            "whitespace after chunk size or extension not followed by ;",
+        ),
+        (
+            "2;a=b\t\r\naa\r\n0\r\n\r\n",
+            "whitespace after chunk size or extension not followed by ;",
+        ),
+    ] {
+        let error = refused(chunked(body).as_bytes(), 400);
+        assert_eq!(error, format!("error 400: {reason}"), "{body:?}");
+    }
+    // What the grammar allows: BWS around `;` and `=`, token and quoted values.
+    let run = serve(chunked("2 ; a = b ;c;d=\"x;\\\"y\"\r\naa\r\n0;e\r\n\r\n").as_bytes());
+    assert_eq!(
+        run.seen,
+        ["head POST / HTTP/1.1 keep-alive chunked", "body aa", "end"]
+    );
+}
+
+#[test]
 fn an_error_stops_pipelined_requests() {
     let run = serve(
         b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/9.9\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n",
