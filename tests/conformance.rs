@@ -95,9 +95,21 @@ const KNOWN: &[(&str, &str)] = &[
     ),
 ];
 
-/// Where the fixtures live: beside the workspace, in the shared checkout.
+/// Where the fixtures live: the shared checkout beside the workspace (`../shared`), or
+/// `$NETLOOP_SHARED` when the workspace is checked out elsewhere (a CI clone in a temporary
+/// directory), or this machine's shared checkout, `/work/shared`. The first that holds
+/// them wins; if none does, the first is named in the failure.
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/llhttp/request")
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let candidates = std::env::var_os("NETLOOP_SHARED")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([beside.clone(), PathBuf::from("/work/shared")]);
+    let sub = "conformance/llhttp/request";
+    candidates
+        .map(|root| root.join(sub))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| beside.join(sub))
 }
 
 /// What llhttp's log says about a case.
