@@ -422,6 +422,20 @@ impl ServerSession {
         Some(self.begun.map_or(idle, |begun| idle.min(begun + limit)))
     }
 
+    /// Bytes of input received and not yet consumed, for the fuzz targets' bound checks
+    /// (`fuzz/fuzz_targets/smtp_server.rs`): at most a command line plus the last read.
+    #[doc(hidden)]
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Bytes of the message being received, for the fuzz targets' bound checks: at most
+    /// [`ServerConfig::max_message`].
+    #[doc(hidden)]
+    pub fn buffered_message(&self) -> usize {
+        self.data.len()
+    }
+
     /// Runs the state machine over the buffered input until it needs more or must wait.
     fn advance(&mut self) {
         loop {
@@ -874,7 +888,23 @@ impl ServerSession {
         self.events.push(ServerEvent::Close);
     }
 
+    /// Queues a reply. Some lines quote the client (the EHLO name, a bad parameter), whose
+    /// command line may hold a bare CR (only CRLF and LF end one) or another control byte:
+    /// those become `?`, since a reply line holds neither CR nor LF (found by
+    /// `fuzz/fuzz_targets/smtp_server.rs`). The check costs one scan of our short lines.
     fn reply(&mut self, code: u16, lines: &[&str]) {
+        if lines.iter().any(|l| l.chars().any(char::is_control)) {
+            let clean: Vec<String> = lines
+                .iter()
+                .map(|l| {
+                    l.chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect()
+                })
+                .collect();
+            let clean: Vec<&str> = clean.iter().map(String::as_str).collect();
+            return write_reply(&mut self.out, code, &clean);
+        }
         write_reply(&mut self.out, code, lines);
     }
 }
@@ -947,6 +977,32 @@ mod tests {
             1,
             "one long line, one answer: {text}"
         );
+    }
+
+    /// Found by `fuzz/fuzz_targets/smtp_server.rs`: an EHLO name, a parameter or an address
+    /// holding a bare CR was quoted into the 250/555/501 reply, a reply line with a CR in
+    /// it (a debug build panicked in `write_reply`; a release build sent it).
+    #[test]
+    fn a_bare_cr_in_a_command_is_not_echoed_into_the_reply() {
+        let mut s = session(ServerConfig::default());
+        let now = Instant::now();
+        s.handle_bytes(
+            b"EHLO client.example\r:\r\nMAIL FROM:<ann@example.org> FROB=1\rorg>\r\n\
+              MAIL FROM:<a\rb@c>\r\nRCPT TO:<x\x01\ry>\r\nNOOP\r\n",
+            now,
+        );
+        let mut out = Vec::new();
+        s.poll_transmit(&mut out);
+        assert_eq!(
+            out.iter().filter(|&&b| b == b'\r').count(),
+            out.iter().filter(|&&b| b == b'\n').count(),
+            "a CR outside CRLF in {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("greets client.example?:\r\n"), "{text}");
+        assert!(text.contains("\r\n555 "), "{text}");
+        assert!(text.ends_with("250 2.0.0 Ok\r\n"), "{text}");
     }
 
     #[test]
