@@ -17,7 +17,7 @@ mod util;
 
 use netloop::services::http::app::BOOK;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -32,42 +32,6 @@ const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
 /// it has, so a page that never finishes still gives a DOM to show in the failure. Below
 /// [`CHROMIUM_DEADLINE`] so that Chromium's own stop comes first.
 const PAGE_TIMEOUT_MS: u32 = 20_000;
-
-/// Flags for every run: headless, no sandbox (CI runs as root), and nothing that would
-/// reach past loopback: host names other than localhost resolve to nothing, no proxy from the environment, no
-/// QUIC, no background updates, sync or first-run pings.
-const FLAGS: [&str; 12] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    // `localhost` is loopback, as everywhere (the HTTPS test's certificate names it).
-    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    // Containers often have a small /dev/shm; Chromium then crashes renderers.
-    "--disable-dev-shm-usage",
-    "--disable-breakpad",
-];
-
-/// Debian's `chromium`, found on `PATH`. Fails the test (never skips it) when it is missing.
-#[track_caller]
-fn chromium_path() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join("chromium"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "headless Chromium not found (no `chromium` on PATH or in /usr/bin): \
-                 run `apt-get install -y chromium` (.ci/run installs it)"
-            )
-        })
-}
 
 /// What one Chromium run printed.
 struct Page {
@@ -106,7 +70,7 @@ fn chromium(args: &[&str], url: &str) -> Page {
 fn chromium_in(profile: &Path, args: &[&str], url: &str) -> Page {
     use std::os::unix::process::CommandExt;
     let mut child = Command::new(chromium_path())
-        .args(FLAGS)
+        .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--timeout={PAGE_TIMEOUT_MS}"))
         .args(args)

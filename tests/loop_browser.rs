@@ -34,27 +34,6 @@ use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 use util::*;
 
-/// Flags for every run, as in `tests/browser.rs`: headless, no sandbox (CI runs as root),
-/// and nothing that would reach past loopback: host names other than localhost resolve to
-/// nothing, no proxy from the environment, no QUIC, no background updates, sync or
-/// first-run pings.
-const FLAGS: [&str; 12] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-    // `localhost` is loopback, as everywhere.
-    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    // Containers often have a small /dev/shm; Chromium then crashes renderers.
-    "--disable-dev-shm-usage",
-    "--disable-breakpad",
-];
-
 /// How long Chromium may take to print its DevTools address. A warm start here takes a
 /// fraction of a second; a cold one on a loaded CI machine (with `tests/browser.rs`
 /// starting its own Chromiums at the same time) several seconds.
@@ -76,22 +55,6 @@ const PAGE_POLL_MS: u64 = 50;
 /// A screenshot of this page at 1280x900 is about 150 KiB (the trace's text is most of
 /// it); a blank or broken capture is a few hundred bytes.
 const MIN_PNG_BYTES: usize = 4 * 1024;
-
-/// Debian's `chromium`, found on `PATH`. Fails the test (never skips it) when it is missing.
-#[track_caller]
-fn chromium_path() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join("chromium"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "headless Chromium not found (no `chromium` on PATH or in /usr/bin): \
-                 run `apt-get install -y chromium` (.ci/run installs it)"
-            )
-        })
-}
 
 /// A headless Chromium in its own process group and a fresh profile, and a CDP session
 /// on one page. Dropping it (a normal end or a panic) kills the whole group.
@@ -119,7 +82,7 @@ impl Browser {
         use std::os::unix::process::CommandExt;
         let profile = tempfile::tempdir().expect("profile dir");
         let mut child = Command::new(chromium_path())
-            .args(FLAGS)
+            .args(CHROMIUM_FLAGS)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("--remote-debugging-port=0")
             // Wide enough for the page's two columns: the screenshot is for people.

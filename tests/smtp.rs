@@ -15,29 +15,16 @@ use util::*;
 const SENDER: &str = "abcdefg@222.com";
 const PASSWORD: &str = "secretpass";
 
-/// A users file with the lesson's sender, made as the README says: `--hash-password`.
+/// A users file with the lesson's sender (`tests/util`'s `smtp_users_file`), checked to
+/// hold a hash and never the password.
 fn users_file(dir: &Path) -> PathBuf {
-    let mut hash = Command::new(binary("smtp_server"))
-        .args(["--hash-password", SENDER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("smtp_server --hash-password");
-    let mut stdin = hash.stdin.take().expect("piped");
-    stdin
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password");
-    drop(stdin);
-    let out = hash.wait_with_output().expect("wait");
-    assert_success(&out);
-    let line = String::from_utf8(out.stdout).expect("UTF-8");
+    let path = smtp_users_file(dir, SENDER, PASSWORD);
+    let line = std::fs::read_to_string(&path).expect("users");
     assert!(line.starts_with(&format!("{SENDER}:$argon2id$")), "{line}");
     assert!(
         !line.contains(PASSWORD),
         "the password itself is never written"
     );
-    let path = dir.join("users");
-    std::fs::write(&path, line).expect("write users");
     path
 }
 

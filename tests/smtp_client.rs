@@ -443,26 +443,6 @@ fn a_line_break_in_a_header_input_is_refused_and_nothing_is_printed() {
     }
 }
 
-/// A users file with ann, made as the server's README says: `--hash-password`.
-fn users_file(dir: &Path) -> PathBuf {
-    let mut hash = Command::new(binary("smtp_server"))
-        .args(["--hash-password", USER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("smtp_server --hash-password");
-    let mut stdin = hash.stdin.take().expect("piped");
-    stdin
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password");
-    drop(stdin);
-    let out = hash.wait_with_output().expect("wait");
-    assert_success(&out);
-    let path = dir.join("users");
-    std::fs::write(&path, out.stdout).expect("write users");
-    path
-}
-
 fn password_file(dir: &Path, password: &str) -> PathBuf {
     let path = dir.join(format!("password-{}", password.len()));
     std::fs::write(&path, format!("{password}\n")).expect("write");
@@ -533,7 +513,7 @@ fn to_netloop_smtp_server_over_starttls_with_auth_and_the_dialog_hides_the_passw
     let issued = ca.issue("localhost", "DNS:localhost,IP:127.0.0.1");
     let f = files(dir.path());
     let maildir = dir.path().join("Maildir");
-    let users = users_file(dir.path());
+    let users = smtp_users_file(dir.path(), USER, PASSWORD);
     let mut extra = tls_flags(&issued);
     extra.extend([os("--users"), users.as_os_str()]);
     let server = smtp_server(&maildir, &extra);
@@ -604,7 +584,7 @@ fn to_netloop_smtp_server_with_auth_over_plaintext_on_loopback() {
     let dir = tempfile::tempdir().expect("temp dir");
     let f = files(dir.path());
     let maildir = dir.path().join("Maildir");
-    let users = users_file(dir.path());
+    let users = smtp_users_file(dir.path(), USER, PASSWORD);
     let server = smtp_server(&maildir, &[os("--users"), users.as_os_str()]);
     let pw = password_file(dir.path(), PASSWORD);
     let addr = server.addr("smtp").to_string();
@@ -637,7 +617,7 @@ fn to_netloop_smtp_server_with_auth_over_plaintext_on_loopback() {
 fn a_wrong_password_is_one_line_and_exit_1() {
     let dir = tempfile::tempdir().expect("temp dir");
     let f = files(dir.path());
-    let users = users_file(dir.path());
+    let users = smtp_users_file(dir.path(), USER, PASSWORD);
     let server = smtp_server(
         &dir.path().join("Maildir"),
         &[os("--users"), users.as_os_str()],

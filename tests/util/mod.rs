@@ -463,3 +463,62 @@ pub fn netloop_with_tls(ca: &TestCa) -> ServerProcess {
         .arg(&issued.key);
     spawn_server(cmd, 8)
 }
+
+/// Flags for every run: headless, no sandbox (CI runs as root), and nothing that would
+/// reach past loopback: host names other than localhost resolve to nothing, no proxy from the environment, no
+/// QUIC, no background updates, sync or first-run pings.
+pub const CHROMIUM_FLAGS: [&str; 12] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+    // `localhost` is loopback, as everywhere (the HTTPS test's certificate names it).
+    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    // Containers often have a small /dev/shm; Chromium then crashes renderers.
+    "--disable-dev-shm-usage",
+    "--disable-breakpad",
+];
+
+/// Debian's `chromium`, found on `PATH`. Fails the test (never skips it) when it is missing.
+#[track_caller]
+pub fn chromium_path() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join("chromium"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "headless Chromium not found (no `chromium` on PATH or in /usr/bin): \
+                 run `apt-get install -y chromium` (.ci/run installs it)"
+            )
+        })
+}
+
+/// An SMTP users file in `dir` holding `user`, made as the README says: `smtp_server
+/// --hash-password USER` with the password on stdin.
+#[track_caller]
+pub fn smtp_users_file(dir: &std::path::Path, user: &str, password: &str) -> PathBuf {
+    use std::io::Write;
+    let mut hash = Command::new(binary("smtp_server"))
+        .args(["--hash-password", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("smtp_server --hash-password");
+    let mut stdin = hash.stdin.take().expect("piped");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
+    drop(stdin);
+    let out = hash.wait_with_output().expect("wait");
+    assert_success(&out);
+    let path = dir.join("users");
+    std::fs::write(&path, out.stdout).expect("write users");
+    path
+}
