@@ -45,7 +45,7 @@
 //! A connection-per-request driver ([`TimeConnect`]) takes a rate too: then each request
 //! is a new connection, opened when it falls due, at most `connections` open at once; one
 //! due while that many are open waits in the backlog the same way, charged from its due
-//! time (see `stream.rs`). The figure is connections per second at a fixed rate.
+//! time (see `stream/state.rs`). The figure is connections per second at a fixed rate.
 //!
 //! # What a latency is here
 //!

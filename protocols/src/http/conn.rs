@@ -15,7 +15,11 @@
 //!   ^                                     |                                           |
 //!   +---- both Done, keep-alive ----------+-------------------------------------------+
 //! both Done and must close, or any HttpError: Closed (reading stops; nothing more is sent)
+//! SendBody --bad body after good bytes--> Failing --next poll_event: the error--> Closed
 //! ```
+//!
+//! `Reading::Closed` is the connection's one "closed" flag: [`ServerConn::is_closed`] reads it,
+//! and every write checks it.
 //!
 //! Events are three words (a head and trailers travel boxed): one or two pass per request,
 //! and their size was a measurable part of a pipelined request's cost.
@@ -57,7 +61,14 @@ enum Reading {
     EndDue,
     /// `RequestEnd` was yielded; waiting for our response to finish.
     Done,
-    /// Nothing more is read: the connection is closing.
+    /// The body broke after some good bytes: those went out as a `Body` event, and this
+    /// error is what the next [`ServerConn::poll_event`] returns (then `Closed`). Nothing
+    /// more is read, but the connection is not closed yet: a response may still be written.
+    Failing(HttpError),
+    /// The connection is over: nothing more is read or written. The one place a
+    /// `ServerConn` records that it is closed ([`ServerConn::is_closed`] reads it), so no
+    /// separate flag can disagree with the state; only [`ServerConn::close`] enters it, and
+    /// no transition leaves it.
     Closed,
 }
 
@@ -131,9 +142,6 @@ pub struct ServerConn {
     peer_eof: bool,
     /// The caller asked to close after the current response.
     close_requested: bool,
-    /// A body error found after some good body bytes: those go out as an event first.
-    deferred_error: Option<HttpError>,
-    closed: bool,
     /// A previous head, to be filled by the next one (see [`ServerConn::recycle`]).
     spare: Option<Box<RequestHead>>,
 }
@@ -156,8 +164,6 @@ impl ServerConn {
             exchange: None,
             peer_eof: false,
             close_requested: false,
-            deferred_error: None,
-            closed: false,
             spare: None,
         }
     }
@@ -168,10 +174,8 @@ impl ServerConn {
     pub fn handle_bytes(&mut self, bytes: &[u8]) {
         let last_request_read =
             matches!(self.reading, Reading::Done) && self.exchange.is_some_and(|ex| ex.close);
-        if self.closed || self.peer_eof || last_request_read {
-            return;
-        }
-        if matches!(self.reading, Reading::Closed) {
+        let stopped = matches!(self.reading, Reading::Failing(_) | Reading::Closed);
+        if stopped || self.peer_eof || last_request_read {
             return;
         }
         if self.start == self.buf.len() {
@@ -194,12 +198,13 @@ impl ServerConn {
     /// are needed first. After `Err`, the connection is closed: answer with
     /// [`ServerConn::write_error`].
     pub fn poll_event(&mut self) -> Result<Option<Event>, HttpError> {
-        if let Some(e) = self.deferred_error.take() {
-            return Err(self.fail(e));
-        }
         loop {
             match &mut self.reading {
                 Reading::Done | Reading::Closed => return Ok(None),
+                Reading::Failing(e) => {
+                    let e = *e;
+                    return Err(self.fail(e));
+                }
                 Reading::EndDue => {
                     self.reading = Reading::Done;
                     self.end_exchange_if_done();
@@ -249,8 +254,7 @@ impl ServerConn {
                             Err(e) if body.is_empty() => return Err(self.fail(e)),
                             Err(e) => {
                                 // Report the good bytes first, whatever size the reads had.
-                                self.deferred_error = Some(e);
-                                self.reading = Reading::Closed;
+                                self.reading = Reading::Failing(e);
                                 return Ok(Some(Event::Body(body)));
                             }
                         };
@@ -320,7 +324,8 @@ impl ServerConn {
             return false;
         };
         let useful = ex.expects_continue && !ex.continue_sent && !ex.body_started && !unread;
-        if self.closed || !useful || self.writing != Writing::Idle {
+        // Only while the body is being read (so never once `Closed`).
+        if !useful || self.writing != Writing::Idle {
             return false;
         }
         if !matches!(self.reading, Reading::SendBody(_)) {
@@ -414,7 +419,7 @@ impl ServerConn {
     // (callgrind: 80 instructions less per pipelined request).
     #[inline(always)]
     fn plan_head(&self, status: u16, body: BodyFraming) -> Result<HeadPlan, UsageError> {
-        if self.closed {
+        if self.is_closed() {
             return Err(UsageError::Closed);
         }
         let Some(mut ex) = self.exchange else {
@@ -467,7 +472,7 @@ impl ServerConn {
     /// Appends response body bytes, chunk-framed if the body is chunked. For a HEAD request
     /// they are dropped (so GET and HEAD can share code). Empty `data` writes nothing.
     pub fn write_body(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
-        if self.closed {
+        if self.is_closed() {
             return Err(UsageError::Closed);
         }
         let Writing::SendBody(sending) = &mut self.writing else {
@@ -493,7 +498,7 @@ impl ServerConn {
     /// Ends the response (writing the last-chunk if chunked). The connection then moves on
     /// to the next request, or closes: check [`ServerConn::is_closed`].
     pub fn finish_response(&mut self, out: &mut Vec<u8>) -> Result<(), UsageError> {
-        if self.closed {
+        if self.is_closed() {
             return Err(UsageError::Closed);
         }
         let Writing::SendBody(sending) = self.writing else {
@@ -543,7 +548,7 @@ impl ServerConn {
     /// True once the connection is over: no more events, no more responses. Flush what
     /// was written, then close the socket.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        matches!(self.reading, Reading::Closed)
     }
 
     /// Whether the glue should read more from the socket now. False when nothing more will
@@ -553,10 +558,9 @@ impl ServerConn {
     pub fn wants_read(&self) -> bool {
         let last_request_read =
             matches!(self.reading, Reading::Done) && self.exchange.is_some_and(|ex| ex.close);
-        !self.closed
+        !matches!(self.reading, Reading::Failing(_) | Reading::Closed)
             && !self.peer_eof
             && !last_request_read
-            && !matches!(self.reading, Reading::Closed)
             && self.buffered() <= self.limits.max_head_bytes()
     }
 
@@ -576,8 +580,6 @@ impl ServerConn {
             && self.writing == Writing::Idle
             && !self.peer_eof
             && !self.close_requested
-            && !self.closed
-            && self.deferred_error.is_none()
     }
 
     /// The input buffer's allocation, for tests that check it stays bounded.
@@ -608,9 +610,8 @@ impl ServerConn {
         e
     }
 
-    /// Stops reading for good and lets go of the input buffer.
+    /// The connection is over: stops reading for good and lets go of the input buffer.
     fn close(&mut self) {
-        self.closed = true;
         self.reading = Reading::Closed;
         self.buf = Vec::new();
         self.start = 0;

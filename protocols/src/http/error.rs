@@ -40,6 +40,9 @@ pub enum HttpError {
     InvalidChunk(&'static str),
     /// 400: the peer closed (EOF) in the middle of a request.
     Incomplete,
+    /// 408: the request head did not arrive whole in time (a slowloris client). This crate
+    /// reads no clock: the glue's timer decides, then answers with this error.
+    HeadTimeout,
     /// 413: the body is longer than [`crate::http::Limits::max_body_bytes`].
     BodyTooLarge,
     /// 414: the request-target is longer than [`crate::http::Limits::max_target_bytes`].
@@ -72,6 +75,7 @@ impl HttpError {
             | HttpError::TransferEncodingInHttp10
             | HttpError::InvalidChunk(_)
             | HttpError::Incomplete => 400,
+            HttpError::HeadTimeout => 408,
             HttpError::BodyTooLarge => 413,
             HttpError::TargetTooLong => 414,
             HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
@@ -96,6 +100,7 @@ impl HttpError {
             }
             HttpError::TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
             HttpError::Incomplete => "connection closed in the middle of a request",
+            HttpError::HeadTimeout => "the request head did not arrive in time",
             HttpError::BodyTooLarge => "request body too large",
             HttpError::TargetTooLong => "request-target too long",
             HttpError::HeadersTooLarge => "header section too large",

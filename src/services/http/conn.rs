@@ -25,7 +25,8 @@ use super::router::{Body, Env, EventStream, Request, Response, Router};
 use crate::reactor::{CloseReason, Context, Handler, TimerId};
 use crate::services::chat::MAX_UNREAD;
 use netloop_protocols::http::{
-    BodyFraming, Event, HeaderBlock, Limits, RequestHead, ServerConn, reason_phrase,
+    BodyFraming, Event, HeaderBlock, HttpError, Limits, RequestHead, ServerConn, error_response,
+    reason_phrase,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -553,15 +554,7 @@ impl Handler for HttpConn {
             return; // the head did arrive; the timer lost a race with it
         }
         if let Some(out) = cx.output() {
-            let body = "408 Request Timeout: the request head did not arrive in time\n";
-            let _ = std::io::Write::write_fmt(
-                out,
-                format_args!(
-                    "HTTP/1.1 408 {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    reason_phrase(408),
-                    body.len()
-                ),
-            );
+            error_response(&HttpError::HeadTimeout, out);
         }
         cx.close();
     }
@@ -606,5 +599,22 @@ mod tests {
         );
         assert!(!first.contains("Content-Length"), "{out}");
         assert!(second.ends_with("\r\n\r\nHello, world!"), "{out}");
+    }
+
+    #[test]
+    fn a_head_that_does_not_arrive_in_time_gets_408_and_the_connection_closes() {
+        let mut bed = TestBed::new();
+        let shared = Shared::new(app::demo_routes(), HttpConfig::default());
+        let conn = bed.open(Box::new(HttpConn::new(shared)));
+        bed.data(conn, b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ");
+        bed.advance(HttpConfig::default().header_timeout);
+        let out = String::from_utf8(bed.take_output(conn)).expect("utf-8");
+        assert_eq!(
+            out,
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 40\r\nConnection: close\r\n\r\n\
+             the request head did not arrive in time\n"
+        );
+        assert!(bed.is_closing(conn));
     }
 }

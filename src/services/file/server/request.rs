@@ -1,13 +1,6 @@
-//! The two file servers: lesson mode (one file, the lesson's document, to whoever
-//! connects) and request mode (`get`, `put`, `list` over a directory).
-//!
-//! # Lesson mode ([`LessonServer`])
-//!
-//! ```text
-//! opened   open the file, queue the JSON prefix and the first chunk of base64
-//! drained  queue the next chunk; after the last, the closing "} and close
-//! data     ignored (the lesson's server never reads)
-//! ```
+//! Request mode ([`RequestServer`]): one request per connection, `get`, `put` or `list`,
+//! over the directory of the [`FileService`] that all its connections share. Lesson mode
+//! is in `lesson.rs`, beside this file.
 //!
 //! # Request mode ([`RequestServer`]), one request per connection
 //!
@@ -32,12 +25,13 @@
 //! hashes [`HASH_STEP`] per tick, on a timer that is due immediately, and remembers the
 //! digest for the next `get` of the same version of the file.
 
-use super::incoming::Incoming;
-use super::outgoing::{Outgoing, Step};
-use super::receive::{ReceiveError, Received, Receiver};
-use super::store::{FileId, Store};
+use super::peer;
 use crate::reactor::{CloseReason, Context, Handler, ListenOptions, Report, TimerId};
 use crate::services::disk::Disk;
+use crate::services::file::incoming::Incoming;
+use crate::services::file::outgoing::{Outgoing, Step};
+use crate::services::file::receive::{ReceiveError, Received, Receiver};
+use crate::services::file::store::{FileId, Store};
 use log::{info, warn};
 use netloop_protocols::file::{
     Encoding, FileHeader, Listing, Reply, Request, RequestReader, Sha256Digest, Stored, write_error,
@@ -47,7 +41,6 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -63,7 +56,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The timer that drives hashing. Due "immediately" means one nanosecond after this tick,
 /// so it fires on the next tick, after the reactor has served everything else that is ready.
 const HASH_TIMER: TimerId = TimerId(1);
-const NEXT_TICK: Duration = Duration::from_nanos(1);
+pub(super) const NEXT_TICK: Duration = Duration::from_nanos(1);
 
 /// What every connection of a request-mode server shares: the directory and one scratch
 /// buffer (the reactor runs one callback at a time, so one buffer serves all connections).
@@ -97,105 +90,7 @@ impl FileService {
 pub fn listen_options() -> ListenOptions {
     ListenOptions {
         idle_timeout: Some(IDLE_TIMEOUT),
-    }
-}
-
-/// The file lesson mode sends, and the name the document gives it.
-#[derive(Debug, Clone)]
-pub struct LessonFile {
-    /// Where it is on disk.
-    pub path: PathBuf,
-    /// The `filename` in the document (the path's last component).
-    pub name: String,
-}
-
-/// One lesson-mode connection: sends the document, closes.
-pub struct LessonServer {
-    file: Rc<LessonFile>,
-    scratch: Rc<RefCell<Vec<u8>>>,
-    out: Option<Outgoing>,
-}
-
-impl LessonServer {
-    /// The factory to pass to [`Reactor::listen`](crate::reactor::Reactor::listen).
-    pub fn factory(file: LessonFile) -> impl FnMut(SocketAddr) -> Box<dyn Handler> {
-        let file = Rc::new(file);
-        let scratch = Rc::new(RefCell::new(Vec::new()));
-        move |_peer| {
-            Box::new(LessonServer {
-                file: file.clone(),
-                scratch: scratch.clone(),
-                out: None,
-            })
-        }
-    }
-
-    fn pump(&mut self, cx: &mut Context<'_>) {
-        let (Some(outgoing), Some(out)) = (&mut self.out, cx.output()) else {
-            return;
-        };
-        match outgoing.poll_transmit(&mut self.scratch.borrow_mut(), out) {
-            Ok(Step::More(_)) => {}
-            Ok(Step::Done(_)) => {
-                self.out = None;
-                cx.close();
-            }
-            Err(e) => {
-                // The document stays unfinished: the client reports a transfer cut short.
-                warn!("{}: {e}", self.file.path.display());
-                self.out = None;
-                cx.close();
-            }
-        }
-    }
-}
-
-impl Handler for LessonServer {
-    fn state_name(&self) -> &'static str {
-        "Sending"
-    }
-
-    fn opened(&mut self, cx: &mut Context<'_>) {
-        let opened = File::open(&self.file.path).and_then(|f| Ok((f.metadata()?.len(), f)));
-        match opened {
-            Ok((size, file)) => {
-                self.out = Some(Outgoing::new(file, size, Encoding::Base64, &self.file.name));
-                self.pump(cx);
-            }
-            Err(e) => {
-                warn!("cannot open {}: {e}", self.file.path.display());
-                cx.close();
-            }
-        }
-    }
-
-    /// The lesson's server never reads: whatever the client sends is ignored.
-    fn data(&mut self, _cx: &mut Context<'_>, _bytes: &[u8]) {}
-
-    /// A client that half-closes still gets the whole document.
-    fn eof(&mut self, _cx: &mut Context<'_>) {}
-
-    fn drained(&mut self, cx: &mut Context<'_>) {
-        self.pump(cx);
-    }
-
-    /// A transfer under way may finish within the shutdown grace period.
-    fn shutdown(&mut self, cx: &mut Context<'_>) {
-        if self.out.is_none() {
-            cx.close();
-        }
-    }
-
-    fn closed(&mut self, cx: &mut Context<'_>, reason: &CloseReason) {
-        if let Some(o) = &self.out {
-            info!(
-                "{}: sending {} stopped after {} of {} bytes: {reason}",
-                peer(cx),
-                self.file.name,
-                o.sent(),
-                o.size()
-            );
-        }
+        ..ListenOptions::default()
     }
 }
 
@@ -618,132 +513,5 @@ impl Handler for RequestServer {
             ),
             _ => {}
         }
-    }
-}
-
-fn peer(cx: &Context<'_>) -> String {
-    cx.peer_addr()
-        .map_or_else(|| "file".to_string(), |a| a.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::reactor::testing::TestBed;
-    use netloop_protocols::file::JsonBase64Encoder;
-    /// Generous bound for the disk thread's report on a loaded machine.
-    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
-    fn service(dir: &std::path::Path) -> Rc<RefCell<FileService>> {
-        FileService::shared(Store::open(dir).expect("store"))
-    }
-
-    fn open(bed: &mut TestBed, shared: &Rc<RefCell<FileService>>) -> crate::reactor::Token {
-        let mut factory = RequestServer::factory(shared.clone());
-        bed.open(factory("127.0.0.1:1".parse().expect("addr")))
-    }
-
-    #[test]
-    fn lesson_mode_writes_the_document_and_closes_without_reading() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("hi.txt");
-        std::fs::write(&path, b"hi\n").expect("write");
-        let mut factory = LessonServer::factory(LessonFile {
-            path,
-            name: "hi.txt".into(),
-        });
-        let mut bed = TestBed::new();
-        let conn = bed.open(factory("127.0.0.1:1".parse().expect("addr")));
-        bed.data(conn, b"ignored");
-        assert!(bed.is_closing(conn));
-        assert_eq!(
-            bed.take_output(conn),
-            br#"{"filename": "hi.txt", "filedata": "aGkK"}"#
-        );
-        assert!(bed.is_closed(conn));
-    }
-
-    #[test]
-    fn a_get_hashes_on_the_timer_then_sends_header_and_body() {
-        let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("a.txt"), b"hello\n").expect("write");
-        let shared = service(dir.path());
-        let mut bed = TestBed::new();
-        let conn = open(&mut bed, &shared);
-        bed.data(
-            conn,
-            b"{\"op\":\"get\",\"filename\":\"a.txt\",\"encoding\":\"raw\"}\n",
-        );
-        assert!(bed.take_output(conn).is_empty(), "hashing first");
-        bed.advance(NEXT_TICK);
-        let out = String::from_utf8(bed.take_output(conn)).expect("utf-8");
-        let digest = Sha256Digest::of(b"hello\n");
-        assert_eq!(
-            out,
-            format!(
-                "{{\"status\":\"ok\",\"filename\":\"a.txt\",\"size\":6,\"sha256\":\"{digest}\",\"encoding\":\"raw\"}}\nhello\n"
-            )
-        );
-        assert!(bed.is_closed(conn));
-
-        // The digest is remembered: the next get sends at once, here the lesson's document.
-        let conn = open(&mut bed, &shared);
-        bed.data(conn, b"{\"op\":\"get\",\"filename\":\"a.txt\"}\n");
-        let out = bed.take_output(conn);
-        assert!(out.ends_with(br#"{"filename": "a.txt", "filedata": "aGVsbG8K"}"#));
-    }
-
-    #[test]
-    fn a_put_in_the_same_read_as_its_request_is_stored_and_answered() {
-        let dir = tempfile::tempdir().expect("dir");
-        let shared = service(dir.path());
-        let mut bed = TestBed::new();
-        let conn = open(&mut bed, &shared);
-        let mut doc = Vec::new();
-        let mut encoder = JsonBase64Encoder::new("up.txt", 3);
-        encoder.poll_transmit(b"abc", &mut doc).expect("size");
-        encoder.finish(&mut doc).expect("size");
-        let digest = Sha256Digest::of(b"abc");
-        let request = format!(
-            "{{\"op\":\"put\",\"filename\":\"up.txt\",\"size\":3,\"sha256\":\"{digest}\"}}\n"
-        );
-        bed.data(conn, &[request.as_bytes(), &doc].concat());
-        assert!(
-            bed.take_output(conn).is_empty(),
-            "no answer before the disk's"
-        );
-        // The fsync and rename run on the disk thread, which reports back.
-        assert_eq!(bed.deliver_reports(PATIENCE), 1);
-        assert_eq!(
-            bed.take_output(conn),
-            b"{\"status\":\"ok\",\"filename\":\"up.txt\",\"size\":3}\n"
-        );
-        assert_eq!(
-            std::fs::read(dir.path().join("up.txt")).expect("stored"),
-            b"abc"
-        );
-    }
-
-    #[test]
-    fn a_list_and_a_bad_line_get_one_line_each() {
-        let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("a.txt"), b"a").expect("write");
-        let shared = service(dir.path());
-        let mut bed = TestBed::new();
-        let conn = open(&mut bed, &shared);
-        bed.data(conn, b"{\"op\":\"li");
-        bed.data(conn, b"st\"}\n");
-        assert_eq!(
-            bed.take_output(conn),
-            b"{\"status\":\"ok\",\"files\":[{\"name\":\"a.txt\",\"size\":1}]}\n"
-        );
-        let conn = open(&mut bed, &shared);
-        bed.data(conn, b"{\"op\":\"get\",\"filename\":\"../a.txt\"}\n");
-        let out = String::from_utf8(bed.take_output(conn)).expect("utf-8");
-        assert!(
-            out.starts_with("{\"status\":\"error\",\"message\":\"bad file name"),
-            "{out}"
-        );
-        assert!(bed.is_closed(conn));
     }
 }
