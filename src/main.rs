@@ -13,7 +13,7 @@
 
 use clap::Parser;
 use netloop::cli;
-use netloop::reactor::Config;
+use netloop::reactor::{Config, ListenOptions};
 use netloop::services::chat::{self, ChatServer, Fanout, RawChatServer, Room};
 use netloop::services::http::{self, HttpFlags, app};
 use netloop::services::{file, smtp, time, udp_echo};
@@ -123,6 +123,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A quarter of the connection limit is kept back, shared equally by the TCP services:
+    // each can always open its share, however many connections the others hold (a room of
+    // silent chat members cannot lock HTTP out). See `ListenOptions`.
+    let tcp_services = 6 + usize::from(tls.is_some());
+    let share = ListenOptions {
+        reserved: (config.max_connections / 4 / tcp_services).max(1),
+        ..ListenOptions::default()
+    };
     let Some(mut reactor) = cli::new_reactor(config) else {
         return ExitCode::FAILURE;
     };
@@ -143,10 +151,14 @@ fn main() -> ExitCode {
         });
         Some(addr)
     };
+    let share_of = |options: ListenOptions| ListenOptions {
+        reserved: share.reserved,
+        ..options
+    };
     let nc = |a: SocketAddr| format!("nc {} {}", a.ip(), a.port());
 
     let addr = SocketAddr::new(args.bind, args.port(args.time_port, time::DEFAULT_PORT));
-    let bound = reactor.listen("time", addr, time::TimeServer::factory());
+    let bound = reactor.listen_with("time", addr, share.clone(), time::TimeServer::factory());
     if up("time", "tcp", addr, bound, &nc).is_none() {
         return ExitCode::FAILURE;
     }
@@ -164,7 +176,7 @@ fn main() -> ExitCode {
     }
     let addr = SocketAddr::new(args.bind, args.port(args.chat_port, chat::DEFAULT_PORT));
     let room = Rc::new(RefCell::new(Room::new(chat::MAX_UNREAD)));
-    let bound = reactor.listen("chat", addr, ChatServer::factory(room));
+    let bound = reactor.listen_with("chat", addr, share.clone(), ChatServer::factory(room));
     if up("chat", "tcp", addr, bound, &nc).is_none() {
         return ExitCode::FAILURE;
     }
@@ -173,21 +185,26 @@ fn main() -> ExitCode {
         args.port(args.chat_raw_port, chat::DEFAULT_RAW_PORT),
     );
     let raw_room = Rc::new(RefCell::new(Fanout::new(chat::MAX_UNREAD)));
-    let bound = reactor.listen("chat-raw", addr, RawChatServer::factory(raw_room, true));
+    let bound = reactor.listen_with(
+        "chat-raw",
+        addr,
+        share.clone(),
+        RawChatServer::factory(raw_room, true),
+    );
     if up("chat-raw", "tcp", addr, bound, &nc).is_none() {
         return ExitCode::FAILURE;
     }
     let addr = SocketAddr::new(args.bind, args.port(args.file_port, file::DEFAULT_PORT));
     let served = store.dir().display().to_string();
     let factory = file::RequestServer::factory(file::FileService::shared_on(store, disk.clone()));
-    let bound = reactor.listen_with("file", addr, file::listen_options(), factory);
+    let bound = reactor.listen_with("file", addr, share_of(file::listen_options()), factory);
     let list = |a: SocketAddr| format!("echo '{{\"op\":\"list\"}}' | nc {} {}", a.ip(), a.port());
     if up("file", "tcp", addr, bound, &list).is_none() {
         return ExitCode::FAILURE;
     }
     log::info!("file: request mode, serving and storing uploads in {served}");
     let addr = SocketAddr::new(args.bind, args.port(args.smtp_port, smtp::DEFAULT_PORT));
-    let bound = reactor.listen("smtp", addr, Rc::new(smtp_service).factory());
+    let bound = reactor.listen_with("smtp", addr, share.clone(), Rc::new(smtp_service).factory());
     let swaks = |a: SocketAddr| format!("swaks --server {a} --to bob@example.net");
     if up("smtp", "tcp", addr, bound, &swaks).is_none() {
         return ExitCode::FAILURE;
@@ -213,7 +230,7 @@ fn main() -> ExitCode {
         .get("/loop/state", http::watch_page::loop_state);
     let http_config = args.http.config();
     let http_addr = SocketAddr::new(args.bind, args.port(args.http_port, http::DEFAULT_PORT));
-    let options = http::listen_options(&http_config);
+    let options = share_of(http::listen_options(&http_config));
     let factory = http::factory(router, http_config);
     let bound = reactor.listen_with("http", http_addr, options.clone(), factory.clone());
     if up("http", "tcp", http_addr, bound, &|a| {

@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 use util::libc_signal::Signal;
@@ -45,6 +45,39 @@ fn netloop_announces_every_service_and_serves_them_on_one_thread() {
         status.lines().any(|l| l == "Threads:\t1"),
         "netloop runs on one thread:\n{status}"
     );
+}
+
+/// The connection limit is shared by every service, so each keeps a share: a crowd of
+/// silent chat connections (they may stay a minute before choosing a nickname) takes what
+/// nobody reserved, and HTTP is still served.
+#[test]
+fn silent_chat_connections_at_the_limit_do_not_lock_out_http() {
+    let mut cmd = Command::new(binary("netloop"));
+    cmd.args(["--max-connections", "20"]).args(OTHER_PORTS_FREE);
+    let server = spawn_server(cmd, 7);
+    let mut greeted = 0;
+    let mut chat = Vec::new();
+    for _ in 0..20 {
+        let mut c = connect(server.addr("chat"));
+        c.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .expect("timeout");
+        let mut first = [0u8; 3];
+        if c.read_exact(&mut first).is_ok() {
+            assert_eq!(&first, b"***", "the greeting");
+            greeted += 1;
+        }
+        chat.push(c);
+    }
+    // Twenty slots, and six TCP services each keeping one: the chat gets its own and the
+    // fourteen nobody reserved, and the five other reservations stay free.
+    assert_eq!(greeted, 15, "chat connections accepted");
+    let mut http = connect(server.addr("http"));
+    http.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let answer = String::from_utf8(read_to_end(&mut http)).expect("utf-8");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let mut time = connect(server.addr("time"));
+    assert_time_format(std::str::from_utf8(&read_to_end(&mut time)).expect("utf-8"));
 }
 
 #[test]

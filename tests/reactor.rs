@@ -247,6 +247,127 @@ fn past_the_connection_limit_new_clients_wait_and_existing_ones_keep_working() {
     assert_eq!(stats.total_connections, 3);
 }
 
+/// Does `c`'s echo come back (accepted and served), or does it wait in the backlog? A
+/// waiting client is seen only as an answer that does not come: 300 ms of silence.
+fn served(c: &mut std::net::TcpStream, msg: &[u8]) -> bool {
+    c.write_all(msg).expect("write");
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut back = vec![0u8; msg.len()];
+    match c.read_exact(&mut back) {
+        Ok(()) => {
+            assert_eq!(back, msg);
+            true
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        Err(e) => panic!("neither served nor waiting: {e}"),
+    }
+}
+
+#[test]
+fn a_listener_keeps_its_reserved_slots_however_many_another_holds() {
+    // Six slots: "quiet" reserves two, "busy" reserves one and may take the rest.
+    let server = start(
+        Config {
+            max_connections: 6,
+            ..Config::default()
+        },
+        |r| {
+            let mut on = |name: &str, reserved| {
+                let opts = ListenOptions {
+                    reserved,
+                    ..ListenOptions::default()
+                };
+                r.listen_with(name, any_port(), opts, |_| Box::new(Echo))
+                    .expect("listen")
+            };
+            (on("busy", 1), on("quiet", 2))
+        },
+    );
+    let (busy, quiet) = server.info;
+    // "busy" gets 6 - 2 = 4: its own slot and the three nobody reserved.
+    let mut held: Vec<_> = (0..4).map(|_| connect(busy)).collect();
+    for (i, c) in held.iter_mut().enumerate() {
+        assert!(served(c, b"b"), "busy connection {i} within its share");
+    }
+    let mut fifth = connect(busy);
+    assert!(
+        !served(&mut fifth, b"5"),
+        "the fifth would take a reserved slot"
+    );
+    // "quiet" still gets both of its slots, and no more.
+    let mut q1 = connect(quiet);
+    let mut q2 = connect(quiet);
+    assert!(served(&mut q1, b"q"));
+    assert!(served(&mut q2, b"q"));
+    let mut q3 = connect(quiet);
+    assert!(!served(&mut q3, b"3"), "six open: the global limit");
+    // A busy connection leaves: the slot it frees was nobody's reservation, and both
+    // waiting clients want it. Whichever gets it, the other still waits.
+    drop(held.pop());
+    fifth.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    q3.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut got = [0u8; 1];
+    let first = std::thread::scope(|s| {
+        let a = s.spawn(|| (&fifth).read(&mut got).map(|n| n == 1));
+        let mut other = [0u8; 1];
+        let b = (&q3).read(&mut other).map(|n| n == 1);
+        (a.join().expect("thread"), b)
+    });
+    let answered = [
+        first.0.as_ref().is_ok_and(|x| *x),
+        first.1.as_ref().is_ok_and(|x| *x),
+    ];
+    assert_eq!(
+        answered.iter().filter(|x| **x).count(),
+        1,
+        "exactly one of the waiting clients is accepted into the freed slot: {first:?}"
+    );
+    let stats = server.stop();
+    assert_eq!(stats.total_connections, 7, "{stats}");
+}
+
+#[test]
+fn a_listener_at_its_own_limit_waits_while_others_accept() {
+    let server = start(
+        Config {
+            max_connections: 10,
+            ..Config::default()
+        },
+        |r| {
+            let one = ListenOptions {
+                max_connections: Some(1),
+                ..ListenOptions::default()
+            };
+            let capped = r
+                .listen_with("capped", any_port(), one, |_| Box::new(Echo))
+                .expect("listen");
+            let open = r
+                .listen("open", any_port(), |_| Box::new(Echo))
+                .expect("listen");
+            (capped, open)
+        },
+    );
+    let (capped, open) = server.info;
+    let mut first = connect(capped);
+    assert!(served(&mut first, b"1"));
+    let mut second = connect(capped);
+    assert!(!served(&mut second, b"2"), "one at a time on this listener");
+    let mut other = connect(open);
+    assert!(
+        served(&mut other, b"o"),
+        "the others are not held by its limit"
+    );
+    drop(first);
+    second.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut back = [0u8; 1];
+    second
+        .read_exact(&mut back)
+        .expect("accepted once the first left");
+    assert_eq!(&back, b"2");
+    server.stop();
+}
+
 #[test]
 fn an_idle_connection_is_closed_after_its_timeout() {
     let closings = Closings::default();
@@ -254,6 +375,7 @@ fn an_idle_connection_is_closed_after_its_timeout() {
     let server = start(Config::default(), move |r| {
         let opts = ListenOptions {
             idle_timeout: Some(Duration::from_millis(100)),
+            ..ListenOptions::default()
         };
         r.listen_with("idle", any_port(), opts, move |_| {
             Box::new(Recorder {

@@ -21,7 +21,11 @@ fn server_tls(ca: &TestCa) -> ServerTls {
 
 /// The demo HTTP app behind a TLS listener.
 fn https_server(tls: ServerTls) -> Running<SocketAddr> {
-    start(Config::default(), move |r| {
+    https_server_with(Config::default(), tls)
+}
+
+fn https_server_with(config: Config, tls: ServerTls) -> Running<SocketAddr> {
+    start(config, move |r| {
         let config = HttpConfig::default();
         r.listen_tls(
             "https",
@@ -144,6 +148,50 @@ print(urllib.request.urlopen("https://localhost:{port}/", context=ctx).read().de
     let stats = server.stop();
     assert_eq!(stats.tls_failures, 1);
     assert_eq!(stats.tls_handshakes, 1);
+}
+
+/// A stalled handshake holds its slot for `Config::handshake_timeout`, not for the
+/// listener's (much longer) idle timeout: a peer that connects and says nothing, and one
+/// that sends half a ClientHello, are both closed; a real client meanwhile is served.
+#[test]
+fn a_stalled_tls_handshake_is_closed_at_the_handshake_timeout() {
+    let ca = TestCa::new();
+    let timeout = std::time::Duration::from_millis(300);
+    let config = Config {
+        handshake_timeout: timeout,
+        ..Config::default()
+    };
+    let server = https_server_with(config, server_tls(&ca));
+    let started = std::time::Instant::now();
+    let mut silent = connect(server.info);
+    let mut half = connect(server.info);
+    // A TLS record header announcing a 512-byte handshake message, and nothing of it.
+    half.write_all(b"\x16\x03\x01\x02\x00\x01").expect("write");
+    let got = python(&format!(
+        r#"
+import urllib.request, ssl
+ctx = ssl.create_default_context(cafile={ca:?})
+print(urllib.request.urlopen("https://localhost:{port}/", context=ctx).read().decode())
+"#,
+        ca = ca.ca_pem().display().to_string(),
+        port = server.info.port()
+    ));
+    assert!(got.contains("Hello"), "{got}");
+    for (name, conn) in [("silent", &mut silent), ("half", &mut half)] {
+        assert!(
+            read_to_end(conn).is_empty(),
+            "{name}: closed without a byte"
+        );
+    }
+    let waited = started.elapsed();
+    assert!(waited >= timeout, "not before the timeout: {waited:?}");
+    assert!(
+        waited < HttpConfig::default().keepalive_timeout,
+        "closed by the handshake timeout, not the idle one: {waited:?}"
+    );
+    let stats = server.stop();
+    assert_eq!(stats.tls_failures, 2, "{stats}");
+    assert_eq!(stats.tls_handshakes, 1, "{stats}");
 }
 
 /// TLS hands over one record (16 KiB at most) per read however much the socket holds: a

@@ -36,6 +36,11 @@ fn run(heads: &[bool], chunks: &[&[u8]]) -> Vec<Ev> {
         match conn.poll_event(&mut input) {
             Ok(None) => {
                 assert!(input.is_empty(), "Ok(None) with input left");
+                assert!(
+                    conn.buffered() <= limits.max_head + 1,
+                    "{} bytes buffered, past the head limit",
+                    conn.buffered()
+                );
                 return true;
             }
             Ok(Some(ResponseEvent::Head(h))) => {

@@ -32,6 +32,12 @@ pub struct Config {
     /// stops reading would otherwise keep a closing connection (and its queue) forever.
     /// 10 s: ample for any peer that is reading at all.
     pub close_timeout: Duration,
+    /// How long a TLS handshake may take, from its first step (an accept on a TLS
+    /// listener, a TLS connect once TCP is up, a STARTTLS upgrade) to its end; then the
+    /// connection is closed. 10 s, as the HTTP server's header timeout: a real peer's
+    /// handshake is two round trips, and one that stalls must not hold its slot for the
+    /// (longer) idle timeout.
+    pub handshake_timeout: Duration,
     /// After EMFILE/ENFILE on accept, how long before trying again. 100 ms: short enough to
     /// be unnoticeable, long enough not to spin while the process is out of descriptors.
     pub accept_retry: Duration,
@@ -79,6 +85,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             linger: Duration::from_secs(2),
             close_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
             accept_retry: Duration::from_millis(100),
             resolver: super::resolver::getaddrinfo,
         }

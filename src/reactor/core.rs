@@ -48,6 +48,9 @@ pub(crate) struct Core {
     pub now: Instant,
     /// Listeners paused at the connection limit, resumed when a connection closes.
     pub paused_listeners: Vec<Token>,
+    /// Slots listeners have reserved and not yet filled: the sum over listeners of
+    /// `reserved - open` where positive (see [`ListenOptions`](super::ListenOptions)).
+    pub unused_reserve: usize,
     /// A handler asked for the reactor to shut down.
     pub shutdown_requested: bool,
     /// Set once a shutdown has begun: the moment remaining connections are dropped.
@@ -85,6 +88,7 @@ impl Core {
             watchers: 0,
             loop_times: super::watch::LoopTimes::default(),
             paused_listeners: Vec::new(),
+            unused_reserve: 0,
             shutdown_requested: false,
             shutdown_deadline: None,
         }
@@ -309,6 +313,10 @@ impl Core {
             trace!("  {} timer {kind:?} fired", Who(&e.service, due.token));
             match kind {
                 Kind::Idle => self.end(due.token, CloseReason::IdleTimeout),
+                Kind::Handshake => {
+                    self.stats.tls_failures += 1;
+                    self.end(due.token, CloseReason::HandshakeTimeout);
+                }
                 Kind::Linger => self.advance(due.token, Input::LingerTimer),
                 Kind::AcceptRetry => {
                     if let Io::Listener(l) = &mut e.io {
@@ -465,35 +473,6 @@ impl Core {
                     return;
                 }
                 e.registered = Some(want);
-            }
-        }
-    }
-
-    /// Below the connection limit again: let paused listeners accept on the next tick.
-    pub(crate) fn resume_listeners(&mut self) {
-        if self.stats.open_connections as usize >= self.config.max_connections
-            || self.shutdown_deadline.is_some()
-        {
-            return;
-        }
-        while let Some(t) = self.paused_listeners.pop() {
-            if let Some(Entry {
-                io: Io::Listener(l),
-                service,
-                timers,
-                in_ready,
-                ..
-            }) = entry_mut(&mut self.entries, t)
-            {
-                // A listener waiting out EMFILE resumes on its own timer.
-                if !Timers::is_armed(timers, Kind::AcceptRetry) {
-                    l.paused = false;
-                    trace!("  {} accepting again", Who(service, t));
-                    if !*in_ready {
-                        *in_ready = true;
-                        self.ready.push_back(t);
-                    }
-                }
             }
         }
     }

@@ -84,6 +84,12 @@ pub(crate) struct Listener {
     pub tls: Option<ServerTls>,
     /// Not accepting (connection limit reached, or the fd limit): see `Core::resume_listeners`.
     pub paused: bool,
+    /// Connections accepted here and still open.
+    pub open: usize,
+    /// `ListenOptions::max_connections`.
+    pub max_connections: Option<usize>,
+    /// `ListenOptions::reserved`, as granted (see `Core::reserve`).
+    pub reserved: usize,
 }
 
 pub(crate) struct Udp {
@@ -148,6 +154,8 @@ pub(crate) struct Entry {
     pub tls: Option<Box<PendingTls>>,
     /// Counts against `Config::max_connections` (TCP connections do).
     pub counted: bool,
+    /// The listener that accepted this connection: its count goes down when this closes.
+    pub listener: Option<Token>,
     /// Bytes and times of this entry, for the `/loop` page (see [`Meter`]).
     pub meter: Meter,
 }
@@ -186,6 +194,7 @@ impl Entry {
             idle_timeout: None,
             tls: None,
             counted: false,
+            listener: None,
             meter: Meter::default(),
         }
     }

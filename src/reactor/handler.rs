@@ -112,6 +112,8 @@ pub enum CloseReason {
     Reset,
     /// No bytes moved for the idle timeout.
     IdleTimeout,
+    /// The TLS handshake did not finish within `Config::handshake_timeout`.
+    HandshakeTimeout,
     /// An outgoing connection could not be established.
     ConnectFailed(io::Error),
     /// Any other I/O error.
@@ -147,6 +149,7 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerClosed => write!(f, "closed by peer"),
             CloseReason::Reset => write!(f, "reset by peer"),
             CloseReason::IdleTimeout => write!(f, "idle timeout"),
+            CloseReason::HandshakeTimeout => write!(f, "TLS handshake timeout"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             CloseReason::Error(e) => write!(f, "I/O error: {e}"),
             CloseReason::Shutdown => write!(f, "reactor shut down"),

@@ -12,25 +12,24 @@
 //! once per tick.
 
 use super::Token;
+use super::admission::pause_listener;
 use super::config::{ACCEPT_BUDGET, DATAGRAM_BUDGET};
 use super::core::{Core, entry_mut};
 use super::entry::{Entry, Io, Who};
 use super::handler::CloseReason;
 use super::lifecycle::{Input, State};
 use super::mmsg::{self, RecvBatch};
-use super::timer::Kind;
 use super::tls::{PendingTls, TlsRole};
 use super::transport::Transport;
 use log::{debug, trace, warn};
 use mio::Interest;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 /// Accepts until the kernel's queue is empty, the budget is spent, or a limit is hit.
 pub(crate) fn accept(core: &mut Core, token: Token) {
     for _ in 0..ACCEPT_BUDGET {
-        if core.stats.open_connections as usize >= core.config.max_connections {
+        if !core.may_accept(token) {
             pause_listener(core, token, None);
             return;
         }
@@ -107,6 +106,7 @@ pub(crate) fn accept(core: &mut Core, token: Token) {
             e.idle_timeout = idle;
             e.tls = tls.map(|server| PendingTls::new(TlsRole::Server(server)));
         }
+        core.count_accepted(token, new);
         trace!(
             "  {} accepted {peer} as {} ({} open)",
             Who(&service, token),
@@ -124,37 +124,6 @@ pub(crate) fn accept(core: &mut Core, token: Token) {
     }
     // Budget spent with connections possibly still queued: continue next tick.
     core.push_ready(token);
-}
-
-fn pause_listener(core: &mut Core, token: Token, retry: Option<Duration>) {
-    let now = core.now;
-    let Some(Entry {
-        io: Io::Listener(l),
-        service,
-        timers,
-        ..
-    }) = entry_mut(&mut core.entries, token)
-    else {
-        return;
-    };
-    if l.paused {
-        return;
-    }
-    l.paused = true;
-    core.stats.accept_pauses += 1;
-    match retry {
-        Some(after) => core
-            .timers
-            .arm(timers, token, Kind::AcceptRetry, now + after),
-        None => {
-            debug!(
-                "{}: {} connections open, the limit: not accepting until one closes",
-                Who(service, token),
-                core.stats.open_connections
-            );
-            core.paused_listeners.push(token);
-        }
-    }
 }
 
 /// An outgoing connection reported readiness: did the TCP handshake succeed?

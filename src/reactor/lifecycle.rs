@@ -39,7 +39,7 @@ use super::Token;
 use super::core::{Core, entry_mut};
 use super::entry::{Io, Who};
 use super::handler::CloseReason;
-use super::timer::Kind;
+use super::timer::{Kind, Timers};
 use super::transport::Handshake;
 use log::trace;
 use std::fmt;
@@ -232,6 +232,12 @@ impl Core {
         let Io::Stream(transport) = &mut e.io else {
             return;
         };
+        // The first step arms the handshake's deadline; every later one finds it armed.
+        if !Timers::is_armed(&e.timers, Kind::Handshake) {
+            let deadline = self.now + self.config.handshake_timeout;
+            self.timers
+                .arm(&mut e.timers, token, Kind::Handshake, deadline);
+        }
         match transport.handshake(&mut e.tls) {
             Ok(Handshake::Pending) => {
                 trace!(
@@ -250,6 +256,7 @@ impl Core {
             }
             Ok(Handshake::Done) => {
                 trace!("  {} TLS handshake done", Who(&e.service, token));
+                Timers::cancel(&mut e.timers, Kind::Handshake);
                 self.stats.tls_handshakes += 1;
                 self.advance(token, Input::Secured);
                 // Application data may have come with the handshake's last flight and sit
@@ -272,6 +279,12 @@ impl Core {
         self.call(token, |h, cx| h.closed(cx, &reason));
         let mut e = self.entries.remove(token.key());
         e.out.clear(&mut self.pool);
+        if let Io::Listener(l) = &e.io {
+            self.unused_reserve -= l.reserved.saturating_sub(l.open);
+        }
+        if let Some(listener) = e.listener {
+            self.count_closed(listener);
+        }
         if e.counted {
             self.stats.open_connections -= 1;
             self.resume_listeners();

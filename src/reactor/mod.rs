@@ -26,6 +26,7 @@
 //! `RUST_LOG=netloop=trace` prints every tick: what `poll` returned and, per event, the
 //! bytes read and written, interest and state changes, with `service#key.generation`.
 
+mod admission;
 mod buffer;
 mod config;
 mod context;
@@ -51,7 +52,7 @@ pub use context::Context;
 pub use handler::{CloseReason, Handler};
 pub use notify::{Notifier, Report};
 pub use resolver::{LookupId, Resolve};
-pub use stats::Stats;
+pub use stats::{Counter, Stats};
 pub use timer::TimerId;
 pub use tls::{ClientTls, ServerTls, TlsConfigError, TlsRole};
 pub use token::Token;
@@ -75,10 +76,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Per-listener settings.
+///
+/// Every TCP connection counts against [`Config::max_connections`]; the two limits here
+/// divide it between listeners, so that one service's clients cannot take every slot from
+/// another's (a chat's members stay connected for hours; HTTP clients come and go):
+///
+/// - `max_connections` caps this listener's own connections;
+/// - `reserved` keeps slots for it: other listeners stop accepting while taking one more
+///   would leave fewer free slots than the reservations not yet in use. So each listener
+///   can always reach its reservation, whatever the others hold, and above it the free
+///   slots are shared first come, first served.
+///
+/// A listener at a limit stops accepting (clients wait in the kernel's backlog) and
+/// resumes when a connection closes, as at the global limit.
 #[derive(Clone, Debug, Default)]
 pub struct ListenOptions {
     /// Close accepted connections after this long without a byte moving either way.
     pub idle_timeout: Option<Duration>,
+    /// Most connections from this listener open at once (none: only the global limit).
+    pub max_connections: Option<usize>,
+    /// Connections kept for this listener out of [`Config::max_connections`] (default 0).
+    /// Reservations together never exceed the global limit: one that would is cut to what
+    /// is left, with a warning.
+    pub reserved: usize,
 }
 
 /// Asks a running reactor, from any thread, to shut down gracefully.
@@ -221,12 +241,16 @@ impl Reactor {
         let sock = mio::net::TcpListener::bind(addr)?;
         let local = sock.local_addr()?;
         let tls_listener = tls.is_some();
+        let reserved = self.core.reserve(service, options.reserved);
         let listener = Listener {
             sock,
             factory,
             idle_timeout: options.idle_timeout,
             tls,
             paused: false,
+            open: 0,
+            max_connections: options.max_connections,
+            reserved,
         };
         let token = self.core.insert(
             service.into(),

@@ -40,6 +40,8 @@ pub(crate) enum Kind {
     Handler(TimerId),
     /// No bytes moved for the connection's idle timeout: close it.
     Idle,
+    /// A TLS handshake is still not done: close it.
+    Handshake,
     /// We closed our side and are draining the peer's leftovers: stop waiting.
     Linger,
     /// A listener stopped accepting (fd limit): try again.

@@ -125,6 +125,10 @@ pub struct ListenerRow {
     pub paused: bool,
     /// TLS from the first byte.
     pub tls: bool,
+    /// Connections it accepted that are open now.
+    pub open: usize,
+    /// Connections kept for it out of the reactor's limit (`ListenOptions::reserved`).
+    pub reserved: usize,
 }
 
 /// Armed timers, by what they are for.
@@ -134,6 +138,8 @@ pub struct TimerCounts {
     pub handler: usize,
     /// Idle timeouts.
     pub idle: usize,
+    /// TLS handshakes' deadlines.
+    pub handshake: usize,
     /// Lingering closes waiting for the peer's FIN.
     pub linger: usize,
     /// Listeners waiting to try `accept` again after running out of descriptors.
@@ -161,6 +167,7 @@ impl Core {
                 match slot.kind() {
                     Kind::Handler(_) => snap.timers.handler += 1,
                     Kind::Idle => snap.timers.idle += 1,
+                    Kind::Handshake => snap.timers.handshake += 1,
                     Kind::Linger => snap.timers.linger += 1,
                     Kind::AcceptRetry => snap.timers.accept_retry += 1,
                 }
@@ -172,6 +179,8 @@ impl Core {
                     addr: l.sock.local_addr().ok(),
                     paused: l.paused,
                     tls: l.tls.is_some(),
+                    open: l.open,
+                    reserved: l.reserved,
                 });
                 continue;
             }

@@ -111,6 +111,12 @@ pub fn nick_taken(nick: &Nick, out: &mut Vec<u8>) {
     let _ = writeln!(out, "!!! the nickname {nick} is taken");
 }
 
+/// `!!! no nickname within SECS s: closing`: the last line to a connection that never
+/// chose a nickname.
+pub fn no_nickname(secs: u64, out: &mut Vec<u8>) {
+    let _ = writeln!(out, "!!! no nickname within {secs} s: closing");
+}
+
 /// `!!! line longer than MAX bytes, dropped`: the answer to [`super::Frame::TooLong`].
 pub fn line_too_long(max_line: usize, out: &mut Vec<u8>) {
     let _ = writeln!(out, "!!! line longer than {max_line} bytes, dropped");

@@ -60,8 +60,8 @@ impl Base64Decoder {
     }
 
     /// The next piece of base64 text: appends the bytes of every group it completes to
-    /// `out`. On error, `out` may hold part of this piece's bytes; the transfer is broken
-    /// either way.
+    /// `out`. On error, `out` holds the bytes of every group before the bad one, however
+    /// the text was split; the transfer is broken either way.
     pub fn handle_text(&mut self, mut text: &[u8], out: &mut Vec<u8>) -> Result<(), Base64Error> {
         while let Some((&c, rest)) = text.split_first() {
             if self.group_len == 0 {
@@ -138,11 +138,27 @@ impl Base64Decoder {
         }
         // SIMD (AVX2 or SSSE3, chosen at run time) straight into `out`'s spare capacity:
         // no zero-filling first. On error `out` is left as it was.
-        STANDARD
-            .decode_append(groups, out)
-            .map_err(|_| Base64Error::Invalid)?;
-        self.padded = groups.last() == Some(&b'=');
+        if STANDARD.decode_append(groups, out).is_ok() {
+            self.padded = groups.last() == Some(&b'=');
+            return Ok(());
+        }
+        // Some group is bad. The ones before it go out, as they would have if the text had
+        // arrived in pieces: the result must not depend on how it was read.
+        for group in groups.chunks_exact(4) {
+            if self.padded {
+                return Err(Base64Error::AfterPadding);
+            }
+            STANDARD
+                .decode_append(group, out)
+                .map_err(|_| Base64Error::Invalid)?;
+            self.padded = group[3] == b'=';
+        }
         Ok(())
+    }
+
+    /// Characters of an unfinished group, held until the group is whole (0 to 3).
+    pub fn pending(&self) -> usize {
+        self.group_len
     }
 }
 
@@ -195,6 +211,28 @@ mod tests {
         }
         decoder.finish()?;
         Ok(out)
+    }
+
+    /// Found by the `file_decoder` fuzz target: the bytes handed out before an error
+    /// depended on the reads (a run of whole groups with a bad one in it gave nothing).
+    #[test]
+    fn the_bytes_before_an_error_are_the_same_however_it_is_split() {
+        for (text, before, error) in [
+            (&b"QUJD!!!!"[..], &b"ABC"[..], Base64Error::Invalid),
+            (b"QUJDREVG QU*D", b"ABCDEF", Base64Error::Invalid),
+            (b"YQ==YQ==", b"a", Base64Error::AfterPadding),
+            (b"QUJDYQ==QUJD", b"ABCa", Base64Error::AfterPadding),
+        ] {
+            let got = same_every_split(text, |pieces| {
+                let mut decoder = Base64Decoder::new();
+                let mut out = Vec::new();
+                let failed = pieces
+                    .iter()
+                    .find_map(|piece| decoder.handle_text(piece, &mut out).err());
+                (out, failed)
+            });
+            assert_eq!(got, (before.to_vec(), Some(error)), "{text:?}");
+        }
     }
 
     #[test]

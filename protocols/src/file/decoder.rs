@@ -273,7 +273,10 @@ impl JsonBase64Decoder {
                     self.offset += consumed as u64;
                 }
                 Err(e) => {
-                    self.data.clear();
+                    // The bytes decoded before the error still go out, so the events are
+                    // the same whatever the reads were (a read ending just before the bad
+                    // byte would have handed them out). The caller drops a failed file.
+                    self.flush_data();
                     self.failed = Some(e.clone());
                     return Err(e);
                 }
@@ -298,6 +301,14 @@ impl JsonBase64Decoder {
     /// The next event, in document order; `None` until more bytes arrive.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Bytes held between calls: a key being read (up to the longest key that matters,
+    /// plus one), the file name so far (up to [`MAX_NAME_BYTES`]) and up to three base64
+    /// characters of an unfinished group. Decoded file bytes are never held past the
+    /// call that decoded them.
+    pub fn buffered(&self) -> usize {
+        self.key.len() + self.name.len() + self.data.len() + self.base64.pending()
     }
 
     /// Whether the closing `}` has been read.
@@ -614,6 +625,38 @@ mod tests {
         encoder.poll_transmit(data, &mut out).expect("size matches");
         encoder.finish(&mut out).expect("size matches");
         out
+    }
+
+    /// Found by the `file_decoder` fuzz target: fed whole, an error dropped the file bytes
+    /// of its own read; fed byte by byte, they had gone out. Now they go out either way.
+    #[test]
+    fn the_bytes_before_an_error_go_out_however_the_document_arrives() {
+        let got = same_every_split(br#"{"filename": "a", "filedata": "YQ==YQ=="}"#, |p| {
+            let mut decoder = JsonBase64Decoder::new();
+            let mut data = Vec::new();
+            let mut failed = None;
+            for piece in p {
+                let r = decoder.handle_bytes(piece);
+                while let Some(event) = decoder.poll_event() {
+                    if let Event::Data(bytes) = event {
+                        data.extend(bytes);
+                    }
+                }
+                if let Err(e) = r {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            (data, failed, decoder.buffered())
+        });
+        assert_eq!(
+            got,
+            (
+                b"a".to_vec(),
+                Some(DecodeError::InvalidBase64(Base64Error::AfterPadding)),
+                "filedata".len(), // the last key read; nothing of the file
+            )
+        );
     }
 
     #[test]

@@ -442,6 +442,13 @@ impl ClientConn {
             && !self.eof
     }
 
+    /// Bytes held between calls: a head or trailer section that arrived in pieces (body
+    /// bytes are never copied). At most [`ClientLimits::max_head`] + 1: one byte past
+    /// the limit is how the scanner knows it was passed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// After any [`ResponseError`]: nothing more is read; close the connection.
     pub fn is_broken(&self) -> bool {
         matches!(self.state, State::Broken(_))

@@ -81,6 +81,9 @@ impl LineScan {
                 return Ok(Scan::Partial);
             };
             let lf = self.scanned + found;
+            // First what a read ending just before this LF would have been refused for: so
+            // a head is refused with the same error whatever the reads were.
+            self.check_partial(&head[..lf], limits)?;
             self.scanned = lf + 1;
             if lf == self.line_start || head[lf - 1] != b'\r' {
                 return Err(HttpError::BareLf);
@@ -321,6 +324,29 @@ mod tests {
         ok.extend_from_slice(b" HTTP/1.1\r\n\r\n");
         let got = same_every_split(&ok, |p| scan_pieces(p, &limits, LineScan::request()));
         assert_eq!(got, Ok(Some(ok.len())));
+    }
+
+    /// Found by the `http_server` fuzz target: a line too long to be a request line, ended
+    /// by a bare LF, was 400 (`BareLf`) whole and 414 in reads that ended before its LF.
+    /// A line, and a field section, gets the same error whatever the reads.
+    #[test]
+    fn a_head_gets_the_same_error_whatever_the_reads() {
+        let limits = Limits {
+            max_target_bytes: 40,
+            ..Limits::default()
+        };
+        let mut line = b"/ ".to_vec();
+        line.extend_from_slice(&[0; 116]);
+        line.extend_from_slice(b"H/ HTTP/1>1\x0c\n");
+        let got = same_every_split(&line, |p| scan_pieces(p, &limits, LineScan::request()));
+        assert_eq!(got, Err(HttpError::TargetTooLong));
+        let small = Limits {
+            max_header_bytes: 16,
+            ..Limits::default()
+        };
+        let fields = b"GET / HTTP/1.1\r\nX-Long: 0123456789abcdef\n\r\n";
+        let got = same_every_split(fields, |p| scan_pieces(p, &small, LineScan::request()));
+        assert_eq!(got, Err(HttpError::HeadersTooLarge));
     }
 
     #[test]

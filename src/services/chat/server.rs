@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! callback   what happens
-//! opened     greeting: "*** Welcome ... Type your nickname and press Enter."
+//! opened     greeting: "*** Welcome ... Type your nickname and press Enter."; arm the
+//!            nickname timer
 //! data       frame lines; each line through the session; act on its command
+//! timer      still no nickname: "!!! no nickname within 60 s: closing"; close
 //! drained    copy the room's next lines (from its log) into our queue: see `fanout`
 //! eof        a last line without LF still counts; leave; close after flushing
 //! shutdown   "*** the server is shutting down"; close after flushing
@@ -17,11 +19,20 @@
 //! many lines arrived in that tick.
 
 use super::room::{JoinError, Room};
-use crate::reactor::{CloseReason, Context, Handler};
-use netloop_protocols::chat::{Command, CommandError, Frame, LineFramer, Session, format};
+use crate::reactor::{CloseReason, Context, Handler, TimerId};
+use netloop_protocols::chat::{Command, CommandError, Frame, LineFramer, Session, State, format};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
+
+/// How long a new connection has to choose a nickname. A person reads the greeting and
+/// types a name in seconds; a socket silent for a minute is holding a connection slot,
+/// not joining. (Members are never timed out: a chat is read far more than it is written.)
+pub const NICK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The nickname timer, armed in `opened`, cancelled by the join.
+const NICK_TIMER: TimerId = TimerId(1);
 
 /// One accepted line-mode chat connection.
 #[derive(Debug)]
@@ -29,15 +40,22 @@ pub struct ChatServer {
     room: Rc<RefCell<Room>>,
     framer: LineFramer,
     session: Session,
+    nick_timeout: Duration,
 }
 
 impl ChatServer {
-    /// A connection to `room`.
+    /// A connection to `room`, with [`NICK_TIMEOUT`] to choose a nickname.
     pub fn new(room: Rc<RefCell<Room>>) -> ChatServer {
+        ChatServer::with_nick_timeout(room, NICK_TIMEOUT)
+    }
+
+    /// A connection to `room` that is closed if it has not joined within `nick_timeout`.
+    pub fn with_nick_timeout(room: Rc<RefCell<Room>>, nick_timeout: Duration) -> ChatServer {
         ChatServer {
             room,
             framer: LineFramer::new(),
             session: Session::new(),
+            nick_timeout,
         }
     }
 
@@ -69,7 +87,10 @@ impl ChatServer {
         let mut room = self.room.borrow_mut();
         match command {
             Ok(Command::Join(nick) | Command::Rename(nick)) => match room.join(cx, nick.clone()) {
-                Ok(()) => self.session.handle_nick_accepted(nick),
+                Ok(()) => {
+                    self.session.handle_nick_accepted(nick);
+                    cx.cancel_timer(NICK_TIMER);
+                }
                 Err(JoinError::Taken(nick)) => {
                     if let Some(out) = room.reply(cx) {
                         format::nick_taken(&nick, out);
@@ -101,15 +122,25 @@ impl ChatServer {
 impl Handler for ChatServer {
     fn state_name(&self) -> &'static str {
         match self.session.state() {
-            netloop_protocols::chat::State::AwaitingNick => "AwaitingNick",
-            netloop_protocols::chat::State::Chatting(_) => "Chatting",
-            netloop_protocols::chat::State::Left => "Left",
+            State::AwaitingNick => "AwaitingNick",
+            State::Chatting(_) => "Chatting",
+            State::Left => "Left",
         }
     }
 
     fn opened(&mut self, cx: &mut Context<'_>) {
         if let Some(out) = cx.output() {
             format::greeting(out);
+        }
+        cx.set_timer(NICK_TIMER, self.nick_timeout);
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
+        if id == NICK_TIMER && matches!(self.session.state(), State::AwaitingNick) {
+            if let Some(out) = cx.output() {
+                format::no_nickname(self.nick_timeout.as_secs(), out);
+            }
+            cx.close();
         }
     }
 
@@ -312,6 +343,38 @@ mod tests {
             text(&mut bed, a),
             "!!! line longer than 4096 bytes, dropped\n<alice> ok\n"
         );
+    }
+
+    #[test]
+    fn a_connection_without_a_nickname_is_closed_after_the_timeout_a_member_is_not() {
+        let mut bed = TestBed::new();
+        let room = Rc::new(RefCell::new(Room::default()));
+        let silent = bed.open(Box::new(ChatServer::new(room.clone())));
+        let typing = bed.open(Box::new(ChatServer::new(room.clone())));
+        assert_eq!(text(&mut bed, silent), GREETING);
+        assert_eq!(text(&mut bed, typing), GREETING);
+        // Lines that are not a nickname do not count as joining.
+        bed.data(
+            typing, b"/who
+",
+        );
+        bed.advance(NICK_TIMEOUT - Duration::from_secs(1));
+        assert!(!bed.is_closing(silent), "not before the timeout");
+        bed.data(
+            typing, b"alice
+",
+        );
+        bed.advance(Duration::from_secs(2));
+        assert!(bed.is_closing(silent));
+        assert_eq!(
+            text(&mut bed, silent),
+            "!!! no nickname within 60 s: closing\n"
+        );
+        assert!(bed.is_closed(silent));
+        // The member stays, however long it is silent.
+        bed.advance(NICK_TIMEOUT * 10);
+        assert!(!bed.is_closing(typing));
+        assert_eq!(room.borrow().len(), 1);
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn factory(
 pub fn listen_options(config: &HttpConfig) -> ListenOptions {
     ListenOptions {
         idle_timeout: Some(config.keepalive_timeout),
+        ..ListenOptions::default()
     }
 }
 
