@@ -220,10 +220,10 @@ impl Driver for FileGet {
             return self.body(bytes);
         };
         let used = reader.handle_bytes(bytes);
-        match reader.poll_line() {
-            None => Ok(Answers::default()),
-            Some(Err(e)) => Err(BadResponse::File(FileError::Header(e))),
-            Some(Ok(Reply::Error { message })) => {
+        match reader.poll_event() {
+            Ok(None) => Ok(Answers::default()),
+            Err(e) => Err(BadResponse::File(FileError::Header(e))),
+            Ok(Some(Reply::Error { message })) => {
                 log::debug!("loadgen-file: the server said: {message}");
                 self.state = State::Done;
                 Ok(Answers {
@@ -233,7 +233,7 @@ impl Driver for FileGet {
                     bytes: 0,
                 })
             }
-            Some(Ok(Reply::Ok(header))) => {
+            Ok(Some(Reply::Ok(header))) => {
                 if header.encoding != self.encoding {
                     return Err(BadResponse::File(FileError::WrongEncoding));
                 }
@@ -261,8 +261,8 @@ impl Driver for FileGet {
             State::Done => Ok(Answers::default()),
             State::Header(mut reader) => {
                 reader.handle_eof();
-                match reader.poll_line() {
-                    Some(Err(e)) => Err(BadResponse::File(FileError::Header(e))),
+                match reader.poll_event() {
+                    Err(e) => Err(BadResponse::File(FileError::Header(e))),
                     _ => Err(BadResponse::CutShort),
                 }
             }
