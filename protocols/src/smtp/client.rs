@@ -440,7 +440,7 @@ impl ClientSession {
         }
         self.reader.handle_bytes(bytes);
         while !matches!(self.phase, Phase::TlsHandshake | Phase::Closed) {
-            match self.reader.poll_reply() {
+            match self.reader.poll_event() {
                 Ok(Some(reply)) => self.on_reply(reply),
                 Ok(None) => return,
                 Err(e) => return self.fail(ClientError::Reply(e)),
