@@ -622,7 +622,7 @@ mod tests {
     fn encode(name: &str, data: &[u8]) -> Vec<u8> {
         let mut encoder = JsonBase64Encoder::new(name, data.len() as u64);
         let mut out = Vec::new();
-        encoder.poll_transmit(data, &mut out).expect("size matches");
+        encoder.write_data(data, &mut out).expect("size matches");
         encoder.finish(&mut out).expect("size matches");
         out
     }

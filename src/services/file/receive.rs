@@ -308,7 +308,7 @@ mod tests {
     fn document(name: &str, data: &[u8]) -> Vec<u8> {
         let mut e = JsonBase64Encoder::new(name, data.len() as u64);
         let mut out = Vec::new();
-        e.poll_transmit(data, &mut out).expect("size");
+        e.write_data(data, &mut out).expect("size");
         e.finish(&mut out).expect("size");
         out
     }
