@@ -354,8 +354,10 @@ impl fmt::Debug for Outgoing {
     }
 }
 
-/// The client side of one SMTP connection. See the module doc for its states and the order
-/// to drain it in.
+/// The client side of one SMTP connection (states: see the module doc). After `new`, `send`
+/// and every `handle_*`: [`ClientSession::poll_event`] until `Ok(None)` (on
+/// [`ClientEvent::StartTls`], send what is queued first), then
+/// [`ClientSession::poll_transmit`]; an `Err` is final.
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientConfig,
