@@ -164,10 +164,9 @@ impl FileGet {
                 verifier.received() == size
             }
             Some(d) => {
-                d.handle_bytes(bytes)
-                    .map_err(|e| bad(FileError::Decode(e)))?;
+                d.handle_bytes(bytes);
                 let mut end = false;
-                while let Some(event) = d.poll_event() {
+                while let Some(event) = d.poll_event().map_err(|e| bad(FileError::Decode(e)))? {
                     match event {
                         Event::Data(data) => verifier
                             .handle_bytes(&data)
