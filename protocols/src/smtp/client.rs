@@ -355,9 +355,10 @@ impl fmt::Debug for Outgoing {
 }
 
 /// The client side of one SMTP connection (states: see the module doc). After `new`, `send`
-/// and every `handle_*`: [`ClientSession::poll_event`] until `Ok(None)` (on
-/// [`ClientEvent::StartTls`], send what is queued first), then
-/// [`ClientSession::poll_transmit`]; an `Err` is final.
+/// and every `handle_*`: [`ClientSession::poll_event`] until `Ok(None)`, then
+/// [`ClientSession::poll_transmit`]; an `Err` is final. The crate's order (bytes first)
+/// matters at one event only: on [`ClientEvent::StartTls`], send what is queued before the
+/// handshake.
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientConfig,
