@@ -134,11 +134,7 @@ impl JsonBase64Encoder {
 
     /// The next chunk of the file, of any size (empty is fine): appends the prefix if not
     /// yet written and the base64 of every complete 3-byte group to `out`.
-    pub fn write_data(
-        &mut self,
-        mut input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError> {
+    pub fn write_data(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self.state {
             State::Finished => return Err(EncodeError::AlreadyFinished),
             _ if self.fed + input.len() as u64 > self.size => {
