@@ -584,7 +584,7 @@ fn the_checker_finds_methods_in_their_impl_blocks_only() {
     assert_eq!(
         check_name(
             "protocols/src/file/line_reader.rs",
-            "JsonLineReader::poll_line"
+            "JsonLineReader::poll_event"
         ),
         None
     );

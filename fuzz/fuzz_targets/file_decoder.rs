@@ -29,25 +29,33 @@ struct Run {
 fn run(chunks: &[&[u8]]) -> Run {
     let mut d = JsonBase64Decoder::new();
     let mut run = Run::default();
-    let take = |d: &mut JsonBase64Decoder, run: &mut Run| {
-        while let Some(e) = d.poll_event() {
-            assert!(!run.ended, "an event after End");
-            match e {
-                Event::FileName(n) => {
-                    assert!(run.name.is_none(), "two names");
-                    run.name = Some(n);
-                }
-                Event::Data(b) => {
-                    assert!(!b.is_empty(), "an empty Data event");
-                    run.data.extend_from_slice(&b);
-                }
-                Event::End => run.ended = true,
+    // Takes the events, then the error after them, if any; true once there was one.
+    let take = |d: &mut JsonBase64Decoder, run: &mut Run| loop {
+        let e = match d.poll_event() {
+            Ok(Some(e)) => e,
+            Ok(None) => return false,
+            Err(e) => {
+                assert_eq!(d.poll_event(), Err(e.clone()), "the error stays");
+                run.error = Some(e);
+                return true;
             }
+        };
+        assert!(!run.ended, "an event after End");
+        match e {
+            Event::FileName(n) => {
+                assert!(run.name.is_none(), "two names");
+                run.name = Some(n);
+            }
+            Event::Data(b) => {
+                assert!(!b.is_empty(), "an empty Data event");
+                run.data.extend_from_slice(&b);
+            }
+            Event::End => run.ended = true,
         }
     };
     for chunk in chunks {
-        let r = d.handle_bytes(chunk);
-        take(&mut d, &mut run);
+        d.handle_bytes(chunk);
+        let failed = take(&mut d, &mut run);
         // A key ("filename" and "filedata" are the longest that matter, plus one byte to
         // tell a longer one), the name, one unfinished base64 group: nothing of the file.
         assert!(
@@ -55,14 +63,11 @@ fn run(chunks: &[&[u8]]) -> Run {
             "{} bytes buffered",
             d.buffered()
         );
-        if let Err(e) = r {
-            run.error = Some(e);
+        if failed {
             return run;
         }
     }
-    if let Err(e) = d.handle_eof() {
-        run.error = Some(e);
-    }
+    d.handle_eof();
     take(&mut d, &mut run);
     run
 }

@@ -25,7 +25,7 @@ fn read<T: JsonLine>(chunks: &[&[u8]]) -> (Option<Result<T, LineError>>, usize) 
         let n = r.handle_bytes(chunk);
         assert!(n <= chunk.len());
         consumed += n;
-        if let Some(got) = r.poll_line() {
+        if let Some(got) = r.poll_event().transpose() {
             result = Some(got);
             break;
         }
@@ -33,7 +33,7 @@ fn read<T: JsonLine>(chunks: &[&[u8]]) -> (Option<Result<T, LineError>>, usize) 
     }
     if result.is_none() {
         r.handle_eof();
-        result = r.poll_line();
+        result = r.poll_event().transpose();
     }
     (result, consumed)
 }

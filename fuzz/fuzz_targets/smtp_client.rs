@@ -126,7 +126,7 @@ fn replies(chunks: &[&[u8]]) -> Vec<String> {
     for chunk in chunks {
         r.handle_bytes(chunk);
         loop {
-            match r.poll_reply() {
+            match r.poll_event() {
                 Ok(Some(reply)) => got.push(format!("{reply:?}")),
                 Ok(None) => break,
                 Err(e) => {

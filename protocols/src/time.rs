@@ -16,7 +16,11 @@ pub const MAX_REPLY: usize = 256;
 
 /// Appends the server's whole reply for the time `now` to `out` (no line ending, as in the
 /// lesson: the close is the terminator).
-pub fn poll_transmit(now: NaiveDateTime, out: &mut Vec<u8>) {
+///
+/// A function, not a machine: the server has no state and no input, only the time the glue
+/// read. So it is a `write_*`, like [`crate::smtp::write_reply`], not a `poll_transmit`,
+/// which would take nothing but the buffer.
+pub fn write_reply(now: NaiveDateTime, out: &mut Vec<u8>) {
     use std::io::Write;
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{}", now.format(FORMAT));
@@ -48,11 +52,16 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The client side: feed bytes with [`Client::handle_bytes`], then call
-/// [`Client::handle_eof`] when the server closes to get the [`Reply`].
+/// The client side: feed [`Client::handle_bytes`] as bytes arrive and [`Client::handle_eof`]
+/// when the server closes; after each, [`Client::poll_event`] says `Err` if the reply broke
+/// the protocol, and after EOF yields the [`Reply`] (once; `Ok(None)` before and after).
 #[derive(Debug, Default)]
 pub struct Client {
     buf: Vec<u8>,
+    /// Set by the input that decided the outcome; the error stays, the reply is taken.
+    outcome: Option<Result<Reply, Error>>,
+    /// An outcome was reached: nothing more is read.
+    done: bool,
 }
 
 impl Client {
@@ -61,22 +70,44 @@ impl Client {
         Self::default()
     }
 
-    /// Bytes arrived from the server.
-    pub fn handle_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    /// Bytes arrived from the server. More than [`MAX_REPLY`] in all is [`Error::TooLong`]
+    /// (from the next [`Client::poll_event`]), and the bytes are not kept.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) {
+        if self.done {
+            return;
+        }
         if self.buf.len() + bytes.len() > MAX_REPLY {
-            return Err(Error::TooLong);
+            self.done = true;
+            self.outcome = Some(Err(Error::TooLong));
+            self.buf = Vec::new();
+            return;
         }
         self.buf.extend_from_slice(bytes);
-        Ok(())
     }
 
     /// The server closed: the reply is complete.
-    pub fn handle_eof(self) -> Reply {
+    pub fn handle_eof(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
         let text = String::from_utf8_lossy(&self.buf);
         let text = text.trim_end();
-        match NaiveDateTime::parse_from_str(text, FORMAT) {
+        let reply = match NaiveDateTime::parse_from_str(text, FORMAT) {
             Ok(t) => Reply::Time(t),
             Err(_) => Reply::NotATime(text.to_string()),
+        };
+        self.outcome = Some(Ok(reply));
+        self.buf = Vec::new();
+    }
+
+    /// The reply once the server has closed, `Ok(None)` until then (and after it was
+    /// taken); `Err` on this call and every later one once the reply broke the protocol.
+    pub fn poll_event(&mut self) -> Result<Option<Reply>, Error> {
+        match &self.outcome {
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(_)) => Ok(self.outcome.take().and_then(Result::ok)),
+            None => Ok(None),
         }
     }
 }
@@ -96,7 +127,7 @@ mod tests {
     #[test]
     fn server_sends_the_lesson_format() {
         let mut out = Vec::new();
-        poll_transmit(t(), &mut out);
+        write_reply(t(), &mut out);
         assert_eq!(out, b"2026-11-25 09:05:07");
     }
 
@@ -105,28 +136,36 @@ mod tests {
         let reply = same_every_split(b"2026-11-25 09:05:07", |pieces| {
             let mut c = Client::new();
             for p in pieces {
-                c.handle_bytes(p).expect("short reply");
+                c.handle_bytes(p);
+                assert_eq!(c.poll_event(), Ok(None), "nothing before EOF");
             }
-            c.handle_eof()
+            c.handle_eof();
+            c.poll_event()
         });
-        assert_eq!(reply, Reply::Time(t()));
+        assert_eq!(reply, Ok(Some(Reply::Time(t()))));
     }
 
     #[test]
     fn client_accepts_a_trailing_newline_and_reports_garbage() {
         let mut c = Client::new();
-        c.handle_bytes(b"2026-11-25 09:05:07\r\n").expect("short");
-        assert_eq!(c.handle_eof(), Reply::Time(t()));
+        c.handle_bytes(b"2026-11-25 09:05:07\r\n");
+        c.handle_eof();
+        assert_eq!(c.poll_event(), Ok(Some(Reply::Time(t()))));
+        assert_eq!(c.poll_event(), Ok(None), "the reply comes out once");
         let mut c = Client::new();
-        c.handle_bytes(b"hello").expect("short");
-        assert_eq!(c.handle_eof(), Reply::NotATime("hello".into()));
+        c.handle_bytes(b"hello");
+        c.handle_eof();
+        assert_eq!(c.poll_event(), Ok(Some(Reply::NotATime("hello".into()))));
     }
 
     #[test]
     fn client_refuses_an_endless_reply() {
         let mut c = Client::new();
-        c.handle_bytes(&[b'x'; MAX_REPLY])
-            .expect("exactly the limit is fine");
-        assert_eq!(c.handle_bytes(b"x"), Err(Error::TooLong));
+        c.handle_bytes(&[b'x'; MAX_REPLY]);
+        assert_eq!(c.poll_event(), Ok(None), "exactly the limit is fine");
+        c.handle_bytes(b"x");
+        assert_eq!(c.poll_event(), Err(Error::TooLong));
+        c.handle_eof();
+        assert_eq!(c.poll_event(), Err(Error::TooLong), "the error stays");
     }
 }

@@ -190,15 +190,18 @@ impl Driver for TimeConnect {
     fn write_request(&mut self, _out: &mut Vec<u8>) {}
 
     fn handle_bytes(&mut self, bytes: &[u8]) -> Result<Answers, BadResponse> {
-        self.client.handle_bytes(bytes).map_err(BadResponse::Time)?;
+        self.client.handle_bytes(bytes);
+        self.client.poll_event().map_err(BadResponse::Time)?;
         Ok(Answers::default())
     }
 
     fn handle_eof(&mut self) -> Result<Answers, BadResponse> {
-        let reply = std::mem::take(&mut self.client).handle_eof();
+        let mut client = std::mem::take(&mut self.client);
+        client.handle_eof();
+        let reply = client.poll_event().map_err(BadResponse::Time)?;
         Ok(Answers {
             complete: 1,
-            unsuccessful: usize::from(!matches!(reply, time_proto::Reply::Time(_))),
+            unsuccessful: usize::from(!matches!(reply, Some(time_proto::Reply::Time(_)))),
             closing: true,
             bytes: 0,
         })

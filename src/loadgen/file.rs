@@ -164,10 +164,9 @@ impl FileGet {
                 verifier.received() == size
             }
             Some(d) => {
-                d.handle_bytes(bytes)
-                    .map_err(|e| bad(FileError::Decode(e)))?;
+                d.handle_bytes(bytes);
                 let mut end = false;
-                while let Some(event) = d.poll_event() {
+                while let Some(event) = d.poll_event().map_err(|e| bad(FileError::Decode(e)))? {
                     match event {
                         Event::Data(data) => verifier
                             .handle_bytes(&data)
@@ -220,10 +219,10 @@ impl Driver for FileGet {
             return self.body(bytes);
         };
         let used = reader.handle_bytes(bytes);
-        match reader.poll_line() {
-            None => Ok(Answers::default()),
-            Some(Err(e)) => Err(BadResponse::File(FileError::Header(e))),
-            Some(Ok(Reply::Error { message })) => {
+        match reader.poll_event() {
+            Ok(None) => Ok(Answers::default()),
+            Err(e) => Err(BadResponse::File(FileError::Header(e))),
+            Ok(Some(Reply::Error { message })) => {
                 log::debug!("loadgen-file: the server said: {message}");
                 self.state = State::Done;
                 Ok(Answers {
@@ -233,7 +232,7 @@ impl Driver for FileGet {
                     bytes: 0,
                 })
             }
-            Some(Ok(Reply::Ok(header))) => {
+            Ok(Some(Reply::Ok(header))) => {
                 if header.encoding != self.encoding {
                     return Err(BadResponse::File(FileError::WrongEncoding));
                 }
@@ -261,8 +260,8 @@ impl Driver for FileGet {
             State::Done => Ok(Answers::default()),
             State::Header(mut reader) => {
                 reader.handle_eof();
-                match reader.poll_line() {
-                    Some(Err(e)) => Err(BadResponse::File(FileError::Header(e))),
+                match reader.poll_event() {
+                    Err(e) => Err(BadResponse::File(FileError::Header(e))),
                     _ => Err(BadResponse::CutShort),
                 }
             }

@@ -326,7 +326,7 @@ impl Driver for SmtpSend {
         let mut answers = Answers::default();
         while let Some(reply) = self
             .replies
-            .poll_reply()
+            .poll_event()
             .map_err(|e| bad(SmtpError::Reply(e)))?
         {
             self.handle_reply(reply, &mut answers).map_err(bad)?;

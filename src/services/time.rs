@@ -34,7 +34,7 @@ impl Handler for TimeServer {
         // The glue reads the clock; the protocol only formats what it is given.
         let now = chrono::Local::now().naive_local();
         if let Some(out) = cx.output() {
-            proto::poll_transmit(now, out);
+            proto::write_reply(now, out);
         }
         cx.close();
     }
@@ -72,7 +72,8 @@ impl TimeClient {
 impl Handler for TimeClient {
     fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         let Some(p) = &mut self.proto else { return };
-        if let Err(e) = p.handle_bytes(bytes) {
+        p.handle_bytes(bytes);
+        if let Err(e) = p.poll_event() {
             *self.result.borrow_mut() = Some(TimeResult::Failed(e.to_string()));
             self.proto = None;
             cx.close();
@@ -80,8 +81,12 @@ impl Handler for TimeClient {
     }
 
     fn eof(&mut self, cx: &mut Context<'_>) {
-        if let Some(p) = self.proto.take() {
-            *self.result.borrow_mut() = Some(TimeResult::Reply(p.handle_eof()));
+        if let Some(mut p) = self.proto.take() {
+            p.handle_eof();
+            // After EOF the reply is there: an error would have ended things in `data`.
+            if let Ok(Some(reply)) = p.poll_event() {
+                *self.result.borrow_mut() = Some(TimeResult::Reply(reply));
+            }
         }
         cx.close();
     }

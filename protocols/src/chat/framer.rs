@@ -70,7 +70,10 @@ enum State {
     Closed,
 }
 
-/// Cuts a byte stream into LF-terminated lines, with bounded memory.
+/// Cuts a byte stream into LF-terminated lines, with bounded memory. Feed
+/// [`LineFramer::handle_bytes`] (and [`LineFramer::handle_eof`] at EOF), then drain
+/// [`LineFramer::poll_event`] until `None`. Its `Option` holds no error: an over-long line
+/// is a [`Frame::TooLong`] event, after which framing goes on.
 ///
 /// ```
 /// use netloop_protocols::chat::{Frame, LineFramer};

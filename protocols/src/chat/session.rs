@@ -118,6 +118,10 @@ impl fmt::Display for State {
 /// One client's command state. Feed it each line from the framer with
 /// [`Session::handle_line`]; act on the [`Command`]; confirm nicknames with
 /// [`Session::handle_nick_accepted`].
+///
+/// `handle_line` returns its command rather than queueing it for a `poll_event` (the
+/// crate doc's one grammar): each line makes exactly one command or one error, so a queue
+/// would never hold more than one, and the caller would poll right after every call.
 #[derive(Debug, Clone)]
 pub struct Session {
     state: State,

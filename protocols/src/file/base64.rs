@@ -46,6 +46,10 @@ impl std::error::Error for Base64Error {}
 
 /// An incremental base64 decoder: [`Base64Decoder::handle_text`] for each piece, then
 /// [`Base64Decoder::finish`] to check that the text ended on a group boundary.
+///
+/// A codec inside [`super::JsonBase64Decoder`] and [`super::decode_whole`], not a protocol
+/// machine: text in, bytes out into the caller's buffer and any error, all in one call (see
+/// the crate doc). Its callers turn that into events.
 #[derive(Debug, Clone, Default)]
 pub struct Base64Decoder {
     group: [u8; 4],

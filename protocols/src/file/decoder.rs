@@ -195,20 +195,28 @@ enum Escape {
 }
 
 /// Streams `{"filename": ..., "filedata": ...}`: feed [`JsonBase64Decoder::handle_bytes`]
-/// as bytes arrive and drain [`JsonBase64Decoder::poll_event`] after each call; at EOF
-/// call [`JsonBase64Decoder::handle_eof`], which fails if the document was cut short.
+/// as bytes arrive and drain [`JsonBase64Decoder::poll_event`] until `Ok(None)` after each
+/// call; at EOF call [`JsonBase64Decoder::handle_eof`] and drain again. The events decoded
+/// before an error come out first, then the error ([`DecodeError::UnexpectedEof`] for a
+/// document cut short), on that call and every later one.
 ///
 /// ```
-/// use netloop_protocols::file::{Event, JsonBase64Decoder};
+/// use netloop_protocols::file::{DecodeError, Event, JsonBase64Decoder};
 ///
 /// let mut decoder = JsonBase64Decoder::new();
-/// decoder.handle_bytes(br#"{"filename": "hi.txt", "file"#).unwrap();
-/// decoder.handle_bytes(br#"data": "aGkK"}"#).unwrap();
-/// decoder.handle_eof().unwrap();
-/// assert_eq!(decoder.poll_event(), Some(Event::FileName("hi.txt".into())));
-/// assert_eq!(decoder.poll_event(), Some(Event::Data(b"hi\n".to_vec())));
-/// assert_eq!(decoder.poll_event(), Some(Event::End));
-/// assert_eq!(decoder.poll_event(), None);
+/// decoder.handle_bytes(br#"{"filename": "hi.txt", "file"#);
+/// decoder.handle_bytes(br#"data": "aGkK"}"#);
+/// decoder.handle_eof();
+/// assert_eq!(decoder.poll_event(), Ok(Some(Event::FileName("hi.txt".into()))));
+/// assert_eq!(decoder.poll_event(), Ok(Some(Event::Data(b"hi\n".to_vec()))));
+/// assert_eq!(decoder.poll_event(), Ok(Some(Event::End)));
+/// assert_eq!(decoder.poll_event(), Ok(None));
+///
+/// let mut cut = JsonBase64Decoder::new();
+/// cut.handle_bytes(br#"{"filename": "hi.txt""#);
+/// cut.handle_eof();
+/// assert_eq!(cut.poll_event(), Ok(Some(Event::FileName("hi.txt".into()))));
+/// assert_eq!(cut.poll_event(), Err(DecodeError::UnexpectedEof));
 /// ```
 #[derive(Debug, Clone)]
 pub struct JsonBase64Decoder {
@@ -261,10 +269,11 @@ impl JsonBase64Decoder {
         }
     }
 
-    /// Bytes of the document arrived, in any chunking.
-    pub fn handle_bytes(&mut self, mut bytes: &[u8]) -> Result<(), DecodeError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
+    /// Bytes of the document arrived, in any chunking. After an error (which
+    /// [`JsonBase64Decoder::poll_event`] reports) they are dropped.
+    pub fn handle_bytes(&mut self, mut bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
         }
         while !bytes.is_empty() {
             match self.step(bytes) {
@@ -277,30 +286,30 @@ impl JsonBase64Decoder {
                     // the same whatever the reads were (a read ending just before the bad
                     // byte would have handed them out). The caller drops a failed file.
                     self.flush_data();
-                    self.failed = Some(e.clone());
-                    return Err(e);
+                    self.failed = Some(e);
+                    return;
                 }
             }
         }
         self.flush_data();
-        Ok(())
     }
 
-    /// The peer closed: the document must be complete.
-    pub fn handle_eof(&mut self) -> Result<(), DecodeError> {
-        match (&self.failed, self.state) {
-            (Some(e), _) => Err(e.clone()),
-            (None, State::Done) => Ok(()),
-            (None, _) => {
-                self.failed = Some(DecodeError::UnexpectedEof);
-                Err(DecodeError::UnexpectedEof)
-            }
+    /// The peer closed: the document must be complete, or the next
+    /// [`JsonBase64Decoder::poll_event`] after the events says [`DecodeError::UnexpectedEof`].
+    pub fn handle_eof(&mut self) {
+        if self.failed.is_none() && self.state != State::Done {
+            self.failed = Some(DecodeError::UnexpectedEof);
         }
     }
 
-    /// The next event, in document order; `None` until more bytes arrive.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    /// The next event, in document order; `Ok(None)` until more bytes arrive. Once the
+    /// events are out, a broken document's error, on this call and every later one.
+    pub fn poll_event(&mut self) -> Result<Option<Event>, DecodeError> {
+        match (self.events.pop_front(), &self.failed) {
+            (Some(event), _) => Ok(Some(event)),
+            (None, Some(e)) => Err(e.clone()),
+            (None, None) => Ok(None),
+        }
     }
 
     /// Bytes held between calls: a key being read (up to the longest key that matters,
@@ -593,20 +602,21 @@ mod tests {
         let mut decoder = JsonBase64Decoder::new();
         let mut events: Vec<Event> = Vec::new();
         let mut drain = |decoder: &mut JsonBase64Decoder| {
-            while let Some(event) = decoder.poll_event() {
+            while let Some(event) = decoder.poll_event()? {
                 match (events.last_mut(), event) {
                     (Some(Event::Data(all)), Event::Data(more)) => all.extend(more),
                     (_, Event::Data(more)) if more.is_empty() => panic!("an empty Data event"),
                     (_, event) => events.push(event),
                 }
             }
+            Ok::<(), DecodeError>(())
         };
         for piece in pieces {
-            decoder.handle_bytes(piece)?;
-            drain(&mut decoder);
+            decoder.handle_bytes(piece);
+            drain(&mut decoder)?;
         }
-        decoder.handle_eof()?;
-        drain(&mut decoder);
+        decoder.handle_eof();
+        drain(&mut decoder)?;
         Ok(events)
     }
 
@@ -622,7 +632,7 @@ mod tests {
     fn encode(name: &str, data: &[u8]) -> Vec<u8> {
         let mut encoder = JsonBase64Encoder::new(name, data.len() as u64);
         let mut out = Vec::new();
-        encoder.poll_transmit(data, &mut out).expect("size matches");
+        encoder.write_data(data, &mut out).expect("size matches");
         encoder.finish(&mut out).expect("size matches");
         out
     }
@@ -635,16 +645,18 @@ mod tests {
             let mut decoder = JsonBase64Decoder::new();
             let mut data = Vec::new();
             let mut failed = None;
-            for piece in p {
-                let r = decoder.handle_bytes(piece);
-                while let Some(event) = decoder.poll_event() {
-                    if let Event::Data(bytes) = event {
-                        data.extend(bytes);
+            'reads: for piece in p {
+                decoder.handle_bytes(piece);
+                loop {
+                    match decoder.poll_event() {
+                        Ok(Some(Event::Data(bytes))) => data.extend(bytes),
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed = Some(e);
+                            break 'reads;
+                        }
                     }
-                }
-                if let Err(e) = r {
-                    failed = Some(e);
-                    break;
                 }
             }
             (data, failed, decoder.buffered())
@@ -841,9 +853,12 @@ mod tests {
     #[test]
     fn a_failed_decoder_stays_failed() {
         let mut decoder = JsonBase64Decoder::new();
-        let err = decoder.handle_bytes(b"[").expect_err("not an object");
-        assert_eq!(decoder.handle_bytes(b"{}"), Err(err.clone()));
-        assert_eq!(decoder.handle_eof(), Err(err));
+        decoder.handle_bytes(b"[");
+        let err = decoder.poll_event().expect_err("not an object");
+        decoder.handle_bytes(b"{}");
+        assert_eq!(decoder.poll_event(), Err(err.clone()));
+        decoder.handle_eof();
+        assert_eq!(decoder.poll_event(), Err(err));
     }
 
     #[test]
@@ -854,8 +869,8 @@ mod tests {
         let mut decoder = JsonBase64Decoder::new();
         let mut received = Vec::new();
         for chunk in document.chunks(4096) {
-            decoder.handle_bytes(chunk).expect("valid");
-            while let Some(event) = decoder.poll_event() {
+            decoder.handle_bytes(chunk);
+            while let Some(event) = decoder.poll_event().expect("valid") {
                 if let Event::Data(bytes) = event {
                     assert!(bytes.len() <= 4096 / 4 * 3 + 3);
                     received.extend(bytes);
@@ -863,7 +878,8 @@ mod tests {
             }
             assert!(decoder.data.capacity() <= 4096);
         }
-        decoder.handle_eof().expect("complete");
+        decoder.handle_eof();
+        assert_eq!(decoder.poll_event(), Ok(None), "complete");
         assert!(received == data);
     }
 }

@@ -22,9 +22,9 @@
 //!
 //! ```text
 //! state     input                     next      writes
-//! Start     poll_transmit(chunk)      Body      prefix, base64 of whole triples
+//! Start     write_data(chunk)         Body      prefix, base64 of whole triples
 //! Start     finish                    Finished  prefix, "}   (an empty file)
-//! Body      poll_transmit(chunk)      Body      base64 of whole triples
+//! Body      write_data(chunk)         Body      base64 of whole triples
 //! Body      finish                    Finished  padded last group, "}
 //! Finished  anything                  Finished  nothing: Err(AlreadyFinished)
 //! ```
@@ -52,7 +52,7 @@ pub enum EncodeError {
         /// How many bytes were fed.
         fed: u64,
     },
-    /// `poll_transmit` or `finish` after `finish`.
+    /// `write_data` or `finish` after `finish`.
     AlreadyFinished,
 }
 
@@ -83,15 +83,20 @@ enum State {
 }
 
 /// Streams `{"filename": NAME, "filedata": BASE64}` byte-for-byte as Python's
-/// `json.dumps` would write it.
+/// `json.dumps` would write it. Call [`JsonBase64Encoder::write_data`] with each chunk of
+/// the file as it is read, then [`JsonBase64Encoder::finish`] once.
+///
+/// Both are `write_*`, not the crate's `handle_*`/`poll_transmit` (see the crate doc): the
+/// file's bytes are written *through* the encoder into the caller's buffer in the same call,
+/// so there is no queue to poll, and a caller that feeds the wrong amount hears so at once.
 ///
 /// ```
 /// use netloop_protocols::file::JsonBase64Encoder;
 ///
 /// let mut encoder = JsonBase64Encoder::new("hi.txt", 3);
 /// let mut out = Vec::new();
-/// encoder.poll_transmit(b"h", &mut out).unwrap();
-/// encoder.poll_transmit(b"i\n", &mut out).unwrap();
+/// encoder.write_data(b"h", &mut out).unwrap();
+/// encoder.write_data(b"i\n", &mut out).unwrap();
 /// encoder.finish(&mut out).unwrap();
 /// assert_eq!(out, br#"{"filename": "hi.txt", "filedata": "aGkK"}"#);
 /// ```
@@ -129,11 +134,7 @@ impl JsonBase64Encoder {
 
     /// The next chunk of the file, of any size (empty is fine): appends the prefix if not
     /// yet written and the base64 of every complete 3-byte group to `out`.
-    pub fn poll_transmit(
-        &mut self,
-        mut input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError> {
+    pub fn write_data(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self.state {
             State::Finished => return Err(EncodeError::AlreadyFinished),
             _ if self.fed + input.len() as u64 > self.size => {
@@ -277,7 +278,7 @@ mod tests {
         let mut encoder = JsonBase64Encoder::new(name, size);
         let mut out = Vec::new();
         for piece in pieces {
-            encoder.poll_transmit(piece, &mut out)?;
+            encoder.write_data(piece, &mut out)?;
         }
         encoder.finish(&mut out)?;
         assert_eq!(out.len() as u64, encoder.document_len());
@@ -334,23 +335,23 @@ mod tests {
         let mut encoder = JsonBase64Encoder::new("f", 2);
         let mut out = Vec::new();
         assert_eq!(
-            encoder.poll_transmit(b"abc", &mut out),
+            encoder.write_data(b"abc", &mut out),
             Err(EncodeError::MoreThanAnnounced { size: 2 })
         );
         assert!(out.is_empty());
-        encoder.poll_transmit(b"a", &mut out).expect("within size");
+        encoder.write_data(b"a", &mut out).expect("within size");
         let written = out.len();
         assert_eq!(
             encoder.finish(&mut out),
             Err(EncodeError::LessThanAnnounced { size: 2, fed: 1 })
         );
         assert_eq!(out.len(), written);
-        encoder.poll_transmit(b"b", &mut out).expect("within size");
+        encoder.write_data(b"b", &mut out).expect("within size");
         encoder.finish(&mut out).expect("complete");
         assert_eq!(out, br#"{"filename": "f", "filedata": "YWI="}"#);
         assert_eq!(encoder.finish(&mut out), Err(EncodeError::AlreadyFinished));
         assert_eq!(
-            encoder.poll_transmit(b"", &mut out),
+            encoder.write_data(b"", &mut out),
             Err(EncodeError::AlreadyFinished)
         );
     }

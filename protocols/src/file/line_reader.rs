@@ -112,8 +112,15 @@ impl fmt::Display for LineError {
 
 impl std::error::Error for LineError {}
 
-/// Reads one JSON line of type `T`: feed [`JsonLineReader::handle_bytes`] until
-/// [`JsonLineReader::poll_line`] returns `Some`; bytes it did not consume are the body.
+/// Reads one JSON line of type `T`: feed [`JsonLineReader::handle_bytes`] and call
+/// [`JsonLineReader::poll_event`] after each until it returns the message or an error (once;
+/// `Ok(None)` before and after); [`JsonLineReader::handle_eof`] at EOF, then `poll_event`.
+/// Bytes `handle_bytes` did not consume are the body.
+///
+/// `handle_bytes` returns a count, unlike the crate's other inputs (see the crate doc):
+/// the line is followed on the same stream by a body that is another decoder's, and
+/// saying where the line ended lets the caller hand the rest of the read straight on,
+/// rather than this reader buffering a body it has no business holding.
 #[derive(Debug)]
 pub struct JsonLineReader<T> {
     buf: Vec<u8>,
@@ -175,10 +182,10 @@ impl<T: JsonLine> JsonLineReader<T> {
         }
     }
 
-    /// The message, or why there is none; `None` while the line is incomplete (and after
-    /// the result has been taken).
-    pub fn poll_line(&mut self) -> Option<Result<T, LineError>> {
-        self.result.take()
+    /// The message, or why there is none; `Ok(None)` while the line is incomplete (and
+    /// after the result has been taken).
+    pub fn poll_event(&mut self) -> Result<Option<T>, LineError> {
+        self.result.take().transpose()
     }
 
     fn end_line(&mut self) {
@@ -220,13 +227,13 @@ mod tests {
         for piece in pieces {
             let consumed = reader.handle_bytes(piece);
             body.extend_from_slice(&piece[consumed..]);
-            if let Some(r) = reader.poll_line() {
+            if let Some(r) = reader.poll_event().transpose() {
                 result = Some(r);
             }
         }
         if eof {
             reader.handle_eof();
-            result = result.or_else(|| reader.poll_line());
+            result = result.or_else(|| reader.poll_event().transpose());
         }
         (result, body)
     }
@@ -291,15 +298,15 @@ mod tests {
             consumed += reader.handle_bytes(&chunk);
         }
         assert_eq!(consumed, 5000);
-        assert_eq!(reader.poll_line(), Some(Err(LineError::TooLong)));
+        assert_eq!(reader.poll_event(), Err(LineError::TooLong));
         assert_eq!(reader.handle_bytes(b"more\n"), 0);
-        assert_eq!(reader.poll_line(), None);
+        assert_eq!(reader.poll_event(), Ok(None));
         // Exactly the limit (with CRLF) is fine.
         let request = br#"{"op":"list"}"#;
         let padded = [&request[..], &[b' '; MAX_JSON_LINE - 13], b"\r\n"].concat();
         let mut reader = RequestReader::new();
         assert_eq!(reader.handle_bytes(&padded), padded.len());
-        assert_eq!(reader.poll_line(), Some(Ok(Request::List)));
+        assert_eq!(reader.poll_event(), Ok(Some(Request::List)));
     }
 
     #[test]

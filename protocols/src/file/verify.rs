@@ -125,6 +125,10 @@ impl std::error::Error for VerifyError {}
 
 /// Counts and hashes a file's bytes as they arrive; [`Sha256Verifier::finish`] compares
 /// them with the announced size and digest.
+///
+/// A running check inside a receiver, not a protocol machine: it has no events, so
+/// [`Sha256Verifier::handle_bytes`] answers in the call (bytes past the announced size are
+/// refused there) rather than through a `poll_event` (see the crate doc).
 #[derive(Clone)]
 pub struct Sha256Verifier {
     hasher: Sha256,

@@ -31,10 +31,10 @@
 //! server will close, nothing more is read, and requests still queued went unanswered
 //! ([`ClientConn::outstanding`] says how many).
 //!
-//! # The one exception to the `handle_bytes` / `poll_event` grammar
+//! # An exception to the `handle_bytes` / `poll_event` grammar
 //!
 //! Elsewhere in this crate input is handed over with `handle_bytes` and buffered, then
-//! drained with `poll_event`. Here [`ClientConn::poll_event`] takes the input itself and
+//! drained with `poll_event` (the crate doc lists the other exceptions). Here [`ClientConn::poll_event`] takes the input itself and
 //! yields body data as slices **of that input**: a client's responses are mostly body (a
 //! 1 GiB download), and buffering it would mean one memcpy of every byte for nothing. Only
 //! a head (and a trailer section) that arrives in pieces is copied, line by line, into a
@@ -403,7 +403,7 @@ impl ClientConn {
     /// Consumes bytes from the front of `*input` and returns the next event, or `Ok(None)`
     /// once `*input` is used up without completing one (it is then empty: whatever was
     /// not an event is buffered). Body data is a slice of `*input`, never copied; only a
-    /// head arriving in pieces is buffered, up to [`ClientLimits::max_head`]. This is the
+    /// head arriving in pieces is buffered, up to [`ClientLimits::max_head`]. This is a
     /// deliberate exception to the crate's `handle_bytes`/`poll_event` grammar: see the
     /// module docs.
     pub fn poll_event<'i>(

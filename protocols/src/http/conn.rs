@@ -129,6 +129,13 @@ struct Exchange {
 /// Hence: after [`ServerConn::finish_response`] (and whenever [`ServerConn::wants_read`]
 /// turns true again), call `poll_event` again even if no bytes arrived; requests already
 /// buffered wait for exactly that.
+///
+/// Why the response side is `write_*` and not the crate's `handle_*` / `poll_transmit`
+/// (see the crate doc): a response is the application's input, but the glue writes it
+/// *through* the connection, which frames each piece (status line, `Connection`, chunk
+/// sizes) straight into the caller's `out` and refuses a misuse in the same call
+/// ([`UsageError`]). Named `handle_response_head`, it would promise a queue to drain with a
+/// `poll_transmit` afterwards; there is none, and a learner would look for one.
 #[derive(Debug)]
 pub struct ServerConn {
     limits: Limits,

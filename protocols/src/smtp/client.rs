@@ -354,8 +354,11 @@ impl fmt::Debug for Outgoing {
     }
 }
 
-/// The client side of one SMTP connection. See the module doc for its states and the order
-/// to drain it in.
+/// The client side of one SMTP connection (states: see the module doc). After `new`, `send`
+/// and every `handle_*`: [`ClientSession::poll_event`] until `Ok(None)`, then
+/// [`ClientSession::poll_transmit`]; an `Err` is final. The crate's order (bytes first)
+/// matters at one event only: on [`ClientEvent::StartTls`], send what is queued before the
+/// handshake.
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientConfig,
@@ -440,7 +443,7 @@ impl ClientSession {
         }
         self.reader.handle_bytes(bytes);
         while !matches!(self.phase, Phase::TlsHandshake | Phase::Closed) {
-            match self.reader.poll_reply() {
+            match self.reader.poll_event() {
                 Ok(Some(reply)) => self.on_reply(reply),
                 Ok(None) => return,
                 Err(e) => return self.fail(ClientError::Reply(e)),

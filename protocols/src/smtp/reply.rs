@@ -99,19 +99,19 @@ impl fmt::Display for ReplyError {
 impl std::error::Error for ReplyError {}
 
 /// Reads replies from the server's byte stream. Feed it with [`handle_bytes`], then drain
-/// [`poll_reply`] until it returns `Ok(None)`.
+/// [`poll_event`] until it returns `Ok(None)`.
 ///
 /// [`handle_bytes`]: ReplyReader::handle_bytes
-/// [`poll_reply`]: ReplyReader::poll_reply
+/// [`poll_event`]: ReplyReader::poll_event
 ///
 /// ```
 /// use netloop_protocols::smtp::ReplyReader;
 ///
 /// let mut reader = ReplyReader::new();
 /// reader.handle_bytes(b"250-mail.example\r\n250 PIPEL");
-/// assert_eq!(reader.poll_reply(), Ok(None)); // the last line is not here yet
+/// assert_eq!(reader.poll_event(), Ok(None)); // the last line is not here yet
 /// reader.handle_bytes(b"INING\r\n");
-/// let reply = reader.poll_reply().unwrap().unwrap();
+/// let reply = reader.poll_event().unwrap().unwrap();
 /// assert_eq!(reply.code, 250);
 /// assert_eq!(reply.lines, ["mail.example", "PIPELINING"]);
 /// ```
@@ -154,7 +154,7 @@ impl ReplyReader {
     }
 
     /// The next whole reply, `Ok(None)` if it has not fully arrived yet.
-    pub fn poll_reply(&mut self) -> Result<Option<Reply>, ReplyError> {
+    pub fn poll_event(&mut self) -> Result<Option<Reply>, ReplyError> {
         loop {
             let rest = &self.input[self.start..];
             let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
@@ -216,7 +216,7 @@ mod tests {
         let mut got = Vec::new();
         for piece in pieces {
             reader.handle_bytes(piece);
-            while let Some(reply) = reader.poll_reply()? {
+            while let Some(reply) = reader.poll_event()? {
                 got.push(reply);
             }
         }

@@ -223,8 +223,10 @@ enum Scan {
 /// `smtpd_forbidden_commands` does, so a cross-protocol request cannot run SMTP commands.
 const FORBIDDEN: [&str; 5] = ["GET", "POST", "HEAD", "PUT", "CONNECT"];
 
-/// The server side of one SMTP connection. See the module doc for its states and the order
-/// to drain it in.
+/// The server side of one SMTP connection (states: see the module doc). After every
+/// `handle_*`: [`ServerSession::poll_transmit`], then [`ServerSession::poll_event`] (act on
+/// it), repeated until `None`; then [`ServerSession::poll_timeout`]. `poll_event` is an
+/// `Option`: the client's mistakes are answered with replies, never returned as errors.
 #[derive(Debug)]
 pub struct ServerSession {
     config: Arc<ServerConfig>,

@@ -322,41 +322,41 @@ impl Handler for FileClient {
         match &mut self.phase {
             Phase::GetHeader(reader) => {
                 let consumed = reader.handle_bytes(bytes);
-                match reader.poll_line() {
-                    Some(Ok(header)) => self.header(cx, header, &bytes[consumed..]),
-                    Some(Err(e)) => self.fail(cx, format!("bad reply: {e}")),
-                    None => {}
+                match reader.poll_event() {
+                    Ok(Some(header)) => self.header(cx, header, &bytes[consumed..]),
+                    Err(e) => self.fail(cx, format!("bad reply: {e}")),
+                    Ok(None) => {}
                 }
             }
             Phase::Body(_) => self.body(cx, bytes),
             Phase::Upload { reply, out } => {
                 reader_line(reply, bytes);
                 let sending = out.is_some();
-                match reply.poll_line() {
-                    Some(Ok(Reply::Ok(stored))) if !sending => {
+                match reply.poll_event() {
+                    Ok(Some(Reply::Ok(stored))) if !sending => {
                         self.finish(cx, Outcome::Stored(stored))
                     }
-                    Some(Ok(Reply::Ok(_))) => {
+                    Ok(Some(Reply::Ok(_))) => {
                         self.fail(cx, "the server answered before the upload ended".into())
                     }
-                    Some(Ok(Reply::Error { message })) => {
+                    Ok(Some(Reply::Error { message })) => {
                         self.fail(cx, format!("server: {message}"))
                     }
-                    Some(Err(e)) => self.fail(cx, format!("bad reply: {e}")),
-                    None => {}
+                    Err(e) => self.fail(cx, format!("bad reply: {e}")),
+                    Ok(None) => {}
                 }
             }
             Phase::ListReply(reader) => {
                 reader_line(reader, bytes);
-                match reader.poll_line() {
-                    Some(Ok(Reply::Ok(listing))) => {
+                match reader.poll_event() {
+                    Ok(Some(Reply::Ok(listing))) => {
                         self.finish(cx, Outcome::Listing(listing.files))
                     }
-                    Some(Ok(Reply::Error { message })) => {
+                    Ok(Some(Reply::Error { message })) => {
                         self.fail(cx, format!("server: {message}"))
                     }
-                    Some(Err(e)) => self.fail(cx, format!("bad reply: {e}")),
-                    None => {}
+                    Err(e) => self.fail(cx, format!("bad reply: {e}")),
+                    Ok(None) => {}
                 }
             }
             Phase::Connecting | Phase::Finished => {}
@@ -375,8 +375,8 @@ impl Handler for FileClient {
             },
             Phase::GetHeader(reader) => {
                 reader.handle_eof();
-                match reader.poll_line() {
-                    Some(Ok(header)) => {
+                match reader.poll_event() {
+                    Ok(Some(header)) => {
                         self.header(cx, header, &[]);
                         // The body can only be complete if it was empty.
                         if let Phase::Body(_) = self.phase {
@@ -388,21 +388,21 @@ impl Handler for FileClient {
             }
             Phase::Upload { reply, .. } => {
                 reply.handle_eof();
-                match reply.poll_line() {
-                    Some(Ok(Reply::Error { message })) => {
+                match reply.poll_event() {
+                    Ok(Some(Reply::Error { message })) => {
                         self.fail(cx, format!("server: {message}"))
                     }
-                    Some(Ok(Reply::Ok(stored))) => self.finish(cx, Outcome::Stored(stored)),
+                    Ok(Some(Reply::Ok(stored))) => self.finish(cx, Outcome::Stored(stored)),
                     _ => self.fail(cx, cut.into()),
                 }
             }
             Phase::ListReply(reader) => {
                 reader.handle_eof();
-                match reader.poll_line() {
-                    Some(Ok(Reply::Ok(listing))) => {
+                match reader.poll_event() {
+                    Ok(Some(Reply::Ok(listing))) => {
                         self.finish(cx, Outcome::Listing(listing.files))
                     }
-                    Some(Ok(Reply::Error { message })) => {
+                    Ok(Some(Reply::Error { message })) => {
                         self.fail(cx, format!("server: {message}"))
                     }
                     _ => self.fail(cx, cut.into()),

@@ -124,7 +124,7 @@ impl Outgoing {
                     scratch.clear();
                     let n = read_chunk(&mut self.file, piece, scratch)?;
                     encoder
-                        .poll_transmit(scratch, out)
+                        .write_data(scratch, out)
                         .map_err(|e| encode_bug(&e))?;
                     got += n;
                     if n < piece {

@@ -191,8 +191,8 @@ impl Receiver {
                 write_verified(&mut self.incoming, &mut self.verifier, &bytes[..take])?;
             }
             Body::Streamed(decoder) => {
-                decoder.handle_bytes(bytes).map_err(ReceiveError::Decode)?;
-                while let Some(event) = decoder.poll_event() {
+                decoder.handle_bytes(bytes);
+                while let Some(event) = decoder.poll_event().map_err(ReceiveError::Decode)? {
                     match event {
                         Event::FileName(name) => {
                             self.name = Some(check_name(self.expected_name.as_deref(), name)?);
@@ -224,11 +224,14 @@ impl Receiver {
                 expected: *size,
                 received: *size - *remaining,
             })),
-            Body::Streamed(decoder) => match decoder.handle_eof() {
-                Err(e) => Err(ReceiveError::Decode(e)),
-                // Complete would have been set by the `End` event.
-                Ok(()) => Err(ReceiveError::Decode(DecodeError::UnexpectedEof)),
-            },
+            Body::Streamed(decoder) => {
+                decoder.handle_eof();
+                match decoder.poll_event() {
+                    Err(e) => Err(ReceiveError::Decode(e)),
+                    // Complete would have been set by the `End` event.
+                    Ok(_) => Err(ReceiveError::Decode(DecodeError::UnexpectedEof)),
+                }
+            }
             Body::Whole(buf) => {
                 let document = std::mem::take(buf);
                 let (name, data) = decode_whole(&document).map_err(ReceiveError::Decode)?;
@@ -308,7 +311,7 @@ mod tests {
     fn document(name: &str, data: &[u8]) -> Vec<u8> {
         let mut e = JsonBase64Encoder::new(name, data.len() as u64);
         let mut out = Vec::new();
-        e.poll_transmit(data, &mut out).expect("size");
+        e.write_data(data, &mut out).expect("size");
         e.finish(&mut out).expect("size");
         out
     }

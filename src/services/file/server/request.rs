@@ -421,14 +421,14 @@ impl Handler for RequestServer {
         match &mut self.phase {
             Phase::Request(reader) => {
                 let consumed = reader.handle_bytes(bytes);
-                match reader.poll_line() {
-                    Some(Ok(request)) => {
+                match reader.poll_event() {
+                    Ok(Some(request)) => {
                         self.handle_request(cx, request);
                         // A put's body may have come in the same read as its request.
                         self.receive(cx, &bytes[consumed..]);
                     }
-                    Some(Err(e)) => self.fail(cx, &e.to_string()),
-                    None => {}
+                    Err(e) => self.fail(cx, &e.to_string()),
+                    Ok(None) => {}
                 }
             }
             Phase::Receiving { .. } => self.receive(cx, bytes),
@@ -445,8 +445,8 @@ impl Handler for RequestServer {
             Phase::Request(reader) => {
                 // `printf '{"op":"list"}' | nc ...`: a last line without LF still counts.
                 reader.handle_eof();
-                match reader.poll_line() {
-                    Some(Ok(request)) => {
+                match reader.poll_event() {
+                    Ok(Some(request)) => {
                         self.handle_request(cx, request);
                         // A put whose body can never come: say so now.
                         if let Phase::Receiving { .. } = self.phase {
@@ -454,8 +454,8 @@ impl Handler for RequestServer {
                         }
                     }
                     // The client left without asking: nothing to say.
-                    Some(Err(netloop_protocols::file::LineError::Closed)) | None => cx.close(),
-                    Some(Err(e)) => self.fail(cx, &e.to_string()),
+                    Err(netloop_protocols::file::LineError::Closed) | Ok(None) => cx.close(),
+                    Err(e) => self.fail(cx, &e.to_string()),
                 }
             }
             Phase::Receiving { rx, .. } => match rx.handle_eof() {

@@ -79,7 +79,7 @@ fn a_put_in_the_same_read_as_its_request_is_stored_and_answered() {
     let conn = open(&mut bed, &shared);
     let mut doc = Vec::new();
     let mut encoder = JsonBase64Encoder::new("up.txt", 3);
-    encoder.poll_transmit(b"abc", &mut doc).expect("size");
+    encoder.write_data(b"abc", &mut doc).expect("size");
     encoder.finish(&mut doc).expect("size");
     let digest = Sha256Digest::of(b"abc");
     let request =
