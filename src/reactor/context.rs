@@ -1,6 +1,6 @@
 //! What a handler can do while one of its callbacks runs.
 
-use super::core::{Core, entry_mut};
+use super::core::Core;
 use super::entry::Io;
 use super::handler::Handler;
 use super::lifecycle::State;
@@ -47,7 +47,7 @@ impl<'a> Context<'a> {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         // Asked of the kernel (getpeername) rather than stored: 32 bytes per connection saved,
         // and handlers rarely ask.
-        match self.core.get(self.me).map(|e| &e.io) {
+        match self.core.entries.get(self.me).map(|e| &e.io) {
             Some(Io::Stream(t)) => t.socket()?.peer_addr().ok(),
             _ => None,
         }
@@ -55,7 +55,7 @@ impl<'a> Context<'a> {
 
     /// The name of the service this connection belongs to.
     pub fn service(&self) -> &str {
-        self.core.get(self.me).map_or("", |e| &e.service)
+        self.core.entries.get(self.me).map_or("", |e| &e.service)
     }
 
     /// The reactor's counters.
@@ -96,7 +96,7 @@ impl<'a> Context<'a> {
     /// Another connection's output buffer, to append to; `None` if it is gone or closing.
     pub fn output_of(&mut self, token: Token) -> Option<&mut Vec<u8>> {
         let core = &mut *self.core;
-        let e = entry_mut(&mut core.entries, token)?;
+        let e = core.entries.get_mut(token)?;
         // Output after close is dropped: the peer would never see it, and a closing
         // connection must be allowed to finish.
         if !matches!(
@@ -115,7 +115,7 @@ impl<'a> Context<'a> {
     /// Bytes queued for `token` (None if it is gone): a fan-out sender checks this to find
     /// a slow consumer.
     pub fn queued_of(&self, token: Token) -> Option<usize> {
-        self.core.get(token).map(|e| e.out.len())
+        self.core.entries.get(token).map(|e| e.out.len())
     }
 
     /// Asks the reactor to call `token`'s [`drained`](super::Handler::drained) when it
@@ -162,7 +162,7 @@ impl<'a> Context<'a> {
     /// Arms timer `id` to fire at `at` (re-arming moves it).
     pub fn set_timer_at(&mut self, id: TimerId, at: Instant) {
         let core = &mut *self.core;
-        if let Some(e) = entry_mut(&mut core.entries, self.me) {
+        if let Some(e) = core.entries.get_mut(self.me) {
             core.timers
                 .arm(&mut e.timers, self.me, Kind::Handler(id), at);
         }
@@ -174,14 +174,14 @@ impl<'a> Context<'a> {
     pub fn set_timer_on(&mut self, token: Token, id: TimerId, after: Duration) {
         let core = &mut *self.core;
         let at = core.now + after;
-        if let Some(e) = entry_mut(&mut core.entries, token) {
+        if let Some(e) = core.entries.get_mut(token) {
             core.timers.arm(&mut e.timers, token, Kind::Handler(id), at);
         }
     }
 
     /// Disarms timer `id` (nothing happens if it is not armed).
     pub fn cancel_timer(&mut self, id: TimerId) {
-        if let Some(e) = self.core.get_mut(self.me) {
+        if let Some(e) = self.core.entries.get_mut(self.me) {
             Timers::cancel(&mut e.timers, Kind::Handler(id));
         }
     }
@@ -241,7 +241,7 @@ impl<'a> Context<'a> {
 
     /// Is this connection TLS (established or handshaking)?
     pub fn is_tls(&self) -> bool {
-        matches!(self.core.get(self.me).map(|e| &e.io), Some(Io::Stream(t)) if t.is_tls())
+        matches!(self.core.entries.get(self.me).map(|e| &e.io), Some(Io::Stream(t)) if t.is_tls())
     }
 
     /// The addresses of `host`, to connect to `port`: at once for an IP literal or
@@ -310,7 +310,7 @@ pub(crate) fn connect(
         Some(handler),
     )?;
     let with_tls = tls.is_some();
-    if let Some(e) = core.get_mut(token) {
+    if let Some(e) = core.entries.get_mut(token) {
         e.tls = tls.map(PendingTls::new);
     }
     log::trace!(
@@ -322,5 +322,5 @@ pub(crate) fn connect(
 }
 
 fn service_of(core: &Core, token: Token) -> &str {
-    core.get(token).map_or("?", |e| &e.service)
+    core.entries.get(token).map_or("?", |e| &e.service)
 }

@@ -7,7 +7,7 @@
 
 use super::buffer::BufPool;
 use super::config::{Config, UDP_BACKLOG_MAX};
-use super::entry::{Entry, Io, ShowInterest, Who};
+use super::entry::{Entries, Entry, Io, ShowInterest, Who};
 use super::handler::{CloseReason, Handler};
 use super::lifecycle::{Input, State};
 use super::notify::Inbox;
@@ -17,7 +17,6 @@ use super::tls::{PendingTls, TlsRole};
 use super::{Context, Stats, Token};
 use log::{debug, trace};
 use mio::{Interest, Registry, Waker};
-use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +31,8 @@ use std::time::Instant;
 const WRITE_BUDGET: usize = 1024 * 1024;
 
 pub(crate) struct Core {
-    pub entries: Slab<Entry>,
+    /// Every entry, looked up by token (see [`Entries`]).
+    pub entries: Entries,
     pub generations: super::token::Generations,
     pub timers: Timers,
     pub pool: BufPool,
@@ -74,7 +74,7 @@ impl Core {
         Core {
             inbox: Inbox::new(Arc::clone(&waker)),
             resolver: Resolver::new(config.resolver, waker),
-            entries: Slab::new(),
+            entries: Entries::default(),
             generations: super::token::Generations::new(),
             timers: Timers::default(),
             pool: BufPool::default(),
@@ -92,15 +92,6 @@ impl Core {
             shutdown_requested: false,
             shutdown_deadline: None,
         }
-    }
-
-    /// The live entry `token` names, or `None` if it is gone (or its slot has a new occupant).
-    pub(crate) fn get(&self, token: Token) -> Option<&Entry> {
-        entry(&self.entries, token)
-    }
-
-    pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut Entry> {
-        entry_mut(&mut self.entries, token)
     }
 
     /// Puts a new entry in the slab and registers its source with `interest`.
@@ -140,7 +131,7 @@ impl Core {
 
     /// Queues `token` to be serviced next tick without an event (once, however often asked).
     pub(crate) fn push_ready(&mut self, token: Token) {
-        if let Some(e) = self.get_mut(token) {
+        if let Some(e) = self.entries.get_mut(token) {
             if !e.in_ready {
                 e.in_ready = true;
                 self.ready.push_back(token);
@@ -149,7 +140,7 @@ impl Core {
     }
 
     pub(crate) fn mark_dirty(&mut self, token: Token) {
-        if let Some(e) = self.get_mut(token) {
+        if let Some(e) = self.entries.get_mut(token) {
             if !e.dirty {
                 e.dirty = true;
                 self.dirty.push(token);
@@ -164,11 +155,11 @@ impl Core {
         token: Token,
         f: impl FnOnce(&mut dyn Handler, &mut Context<'_>),
     ) {
-        let Some(mut handler) = self.get_mut(token).and_then(|e| e.handler.take()) else {
+        let Some(mut handler) = self.entries.get_mut(token).and_then(|e| e.handler.take()) else {
             return;
         };
         f(&mut *handler, &mut Context::new(self, token));
-        if let Some(e) = self.get_mut(token) {
+        if let Some(e) = self.entries.get_mut(token) {
             e.handler = Some(handler);
         }
         self.mark_dirty(token);
@@ -177,7 +168,7 @@ impl Core {
     /// Arms the entry's idle timeout from now, if it has one.
     pub(crate) fn touch(&mut self, token: Token) {
         let now = self.now;
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         if let Some(idle) = e.idle_timeout {
@@ -196,7 +187,9 @@ impl Core {
     /// and reading stops until then, so no plaintext that follows the request is taken for
     /// the peer's handshake or handed to the handler.
     pub(crate) fn start_tls(&mut self, token: Token, role: TlsRole) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
         if e.state == State::Open && matches!(&e.io, Io::Stream(t) if !t.is_tls()) {
             let mut pending = PendingTls::new(role);
             pending.plaintext_left = e.out.len();
@@ -208,7 +201,9 @@ impl Core {
     /// Drops a connection at the end of this callback, queued output and all (a slow
     /// consumer cut off, a peer that broke the protocol beyond answering).
     pub(crate) fn abort(&mut self, token: Token) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
         if e.state != State::Closed {
             e.aborted = true;
             self.mark_dirty(token);
@@ -218,7 +213,9 @@ impl Core {
     /// Asks for `token`'s `drained` to run in this tick's flush even if its queue is empty
     /// (see [`Context::request_drained`]).
     pub(crate) fn request_drained(&mut self, token: Token) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
         if e.state == State::Open {
             e.drain_requested = true;
             self.mark_dirty(token);
@@ -228,11 +225,7 @@ impl Core {
     /// Queues a datagram on a UDP entry (bounded by [`UDP_BACKLOG_MAX`]); the queue goes
     /// out in batches when the entry is settled at the end of the tick.
     pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) {
-        let Some(e) = self
-            .entries
-            .get_mut(token.key())
-            .filter(|e| e.token == token)
-        else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         let Io::Udp(udp) = &mut e.io else {
@@ -292,7 +285,9 @@ impl Core {
         let before = self.timers.len();
         let entries = &self.entries;
         self.timers.compact(|token, seq| {
-            entry(entries, token).is_some_and(|e| Timers::stands_for(&e.timers, seq))
+            entries
+                .get(token)
+                .is_some_and(|e| Timers::stands_for(&e.timers, seq))
         });
         trace!("timers: compacted {before} -> {}", self.timers.len());
     }
@@ -304,7 +299,7 @@ impl Core {
         let now = self.now;
         self.compact_timers();
         while let Some(due) = self.timers.pop_due(now) {
-            let Some(e) = entry_mut(&mut self.entries, due.token) else {
+            let Some(e) = self.entries.get_mut(due.token) else {
                 continue;
             };
             let Some(kind) = self.timers.settle(&mut e.timers, &due, now) else {
@@ -340,7 +335,7 @@ impl Core {
     /// flush its output, tell the state machine what the flush means (closing: all written;
     /// an upgrade: the plaintext before it written), apply backpressure, fix its interest.
     pub(crate) fn settle(&mut self, token: Token) {
-        if self.get(token).is_some_and(|e| e.aborted) {
+        if self.entries.get(token).is_some_and(|e| e.aborted) {
             self.end(token, CloseReason::Aborted);
             return;
         }
@@ -348,11 +343,12 @@ impl Core {
         // Asked for with `Context::request_drained`: `drained` runs even if nothing was
         // queued (a fan-out member pulls its next bytes right before its own write).
         let mut requested = self
+            .entries
             .get_mut(token)
             .is_some_and(|e| std::mem::take(&mut e.drain_requested));
         let now_ms = self.now_ms();
         loop {
-            let Some(e) = entry_mut(&mut self.entries, token) else {
+            let Some(e) = self.entries.get_mut(token) else {
                 return;
             };
             e.dirty = false;
@@ -371,7 +367,7 @@ impl Core {
                     return;
                 }
             }
-            let Some(e) = entry_mut(&mut self.entries, token) else {
+            let Some(e) = self.entries.get_mut(token) else {
                 return;
             };
             if written > 0 {
@@ -388,7 +384,9 @@ impl Core {
                 break;
             }
             self.call(token, |h, cx| h.drained(cx));
-            let Some(e) = self.get_mut(token) else { return };
+            let Some(e) = self.entries.get_mut(token) else {
+                return;
+            };
             if e.out.is_empty() {
                 break;
             }
@@ -401,12 +399,12 @@ impl Core {
 
         // A buffer taken by `Context::output()` but never written to goes back to the pool:
         // an idle connection holds none.
-        if let Some(e) = entry_mut(&mut self.entries, token) {
+        if let Some(e) = self.entries.get_mut(token) {
             if e.out.is_empty() {
                 e.out.clear(&mut self.pool);
             }
         }
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         e.dirty = false;
@@ -420,7 +418,7 @@ impl Core {
         }
         let high = self.config.high_water;
         let low = self.config.low_water;
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
 
@@ -476,17 +474,6 @@ impl Core {
             }
         }
     }
-}
-
-/// The live entry `token` names, borrowing only the slab (so the caller can use the
-/// other fields of `Core` at the same time).
-fn entry(entries: &Slab<Entry>, token: Token) -> Option<&Entry> {
-    entries.get(token.key()).filter(|e| e.token == token)
-}
-
-/// [`entry`], to change.
-pub(crate) fn entry_mut(entries: &mut Slab<Entry>, token: Token) -> Option<&mut Entry> {
-    entries.get_mut(token.key()).filter(|e| e.token == token)
 }
 
 fn udp_backlog_empty(io: &Io) -> bool {

@@ -359,7 +359,7 @@ impl Reactor {
             token.to_mio(),
             Interest::READABLE,
         );
-        let Some(e) = self.core.get_mut(token) else {
+        let Some(e) = self.core.entries.get_mut(token) else {
             unreachable!("just inserted")
         };
         match registered {
@@ -373,7 +373,7 @@ impl Reactor {
                 self.core.push_ready(token);
             }
             Err(err) => {
-                self.core.entries.remove(token.key());
+                self.core.entries.remove(token);
                 return Err(err);
             }
         }
@@ -477,7 +477,7 @@ impl Reactor {
                 }
                 t => {
                     let token = Token::from_mio(t);
-                    let Some(e) = self.core.get(token) else {
+                    let Some(e) = self.core.entries.get(token) else {
                         // The connection this event was for is gone (maybe replaced by a new
                         // one in the same slot): the generation tells, and the event is dropped.
                         self.core.stats.stale_events += 1;
@@ -539,10 +539,10 @@ impl Reactor {
     /// epoll cannot watch) as if an event had arrived.
     fn run_ready(&mut self, ready: VecDeque<Token>) {
         for token in ready {
-            if let Some(e) = self.core.get_mut(token) {
+            if let Some(e) = self.core.entries.get_mut(token) {
                 e.in_ready = false;
             }
-            let Some(e) = self.core.get(token) else {
+            let Some(e) = self.core.entries.get(token) else {
                 continue;
             };
             let paused = matches!(&e.io, Io::Listener(l) if l.paused);
@@ -566,13 +566,13 @@ impl Reactor {
         }
         let grace = self.core.config.shutdown_grace;
         self.core.shutdown_deadline = Some(Instant::now() + grace);
-        let tokens: Vec<Token> = self.core.entries.iter().map(|(_, e)| e.token).collect();
+        let tokens: Vec<Token> = self.core.entries.iter().map(|e| e.token).collect();
         info!(
             "shutting down: listeners closed, {} entries get {grace:?} to finish",
             tokens.len()
         );
         for token in tokens {
-            match self.core.get(token).map(|e| e.io.source()) {
+            match self.core.entries.get(token).map(|e| e.io.source()) {
                 Some(Source::Listener) => self.core.end(token, CloseReason::Shutdown),
                 Some(_) => self.core.call(token, |h, cx| h.shutdown(cx)),
                 None => {}
@@ -582,7 +582,7 @@ impl Reactor {
     }
 
     fn drop_everything(&mut self) {
-        let tokens: Vec<Token> = self.core.entries.iter().map(|(_, e)| e.token).collect();
+        let tokens: Vec<Token> = self.core.entries.iter().map(|e| e.token).collect();
         warn!(
             "shutdown grace period over: dropping {} entries",
             tokens.len()

@@ -75,7 +75,7 @@ impl TestBed {
 
     /// Delivers `bytes` as if read from the peer.
     pub fn data(&mut self, token: Token, bytes: &[u8]) {
-        if self.core.get(token).is_some_and(|e| e.wants_read()) {
+        if self.core.entries.get(token).is_some_and(|e| e.wants_read()) {
             self.core.call(token, |h, cx| h.data(cx, bytes));
             self.settle();
         }
@@ -83,7 +83,7 @@ impl TestBed {
 
     /// Delivers the peer's EOF.
     pub fn eof(&mut self, token: Token) {
-        if let Some(e) = self.core.get_mut(token) {
+        if let Some(e) = self.core.entries.get_mut(token) {
             e.peer_eof = true;
             self.core.call(token, |h, cx| h.eof(cx));
             self.settle();
@@ -133,7 +133,7 @@ impl TestBed {
     /// reactor, a queue that this empties brings a `drained` call, so a handler that
     /// streams queues its next chunk.
     pub fn take_output(&mut self, token: Token) -> Vec<u8> {
-        let Some(e) = super::core::entry_mut(&mut self.core.entries, token) else {
+        let Some(e) = self.core.entries.get_mut(token) else {
             return Vec::new();
         };
         let out = e.out.pending().to_vec();
@@ -149,12 +149,15 @@ impl TestBed {
 
     /// The handler asked to close (output may still be waiting to be taken).
     pub fn is_closing(&self, token: Token) -> bool {
-        self.core.get(token).is_none_or(|e| e.state != State::Open)
+        self.core
+            .entries
+            .get(token)
+            .is_none_or(|e| e.state != State::Open)
     }
 
     /// The connection is gone: closed and its output taken.
     pub fn is_closed(&self, token: Token) -> bool {
-        self.core.get(token).is_none()
+        self.core.entries.get(token).is_none()
     }
 
     fn settle(&mut self) {
@@ -244,7 +247,7 @@ mod output_tests {
         let mut bed = TestBed::new();
         let t = bed.open(Box::new(Peek));
         bed.data(t, b"x");
-        let e = bed.core.get(t).expect("open");
+        let e = bed.core.entries.get(t).expect("open");
         assert!(e.out.is_empty());
         assert_eq!(e.out.capacity(), 0, "an idle connection holds no buffer");
     }
