@@ -582,7 +582,7 @@ struct Killer {
 impl Handler for Killer {
     fn data(&mut self, cx: &mut Context<'_>, _bytes: &[u8]) {
         if let Some(t) = *self.victim.borrow() {
-            cx.abort_other(t);
+            cx.on(t).abort();
             cx.write(b"killed");
         }
     }

@@ -169,14 +169,14 @@ impl Room {
             if t == me {
                 cx.close();
             } else {
-                cx.close_other(t);
+                cx.on(t).close();
             }
         }
         if let Some(clock) = self.clock.take() {
             if clock == me {
                 cx.close();
             } else {
-                cx.close_other(clock);
+                cx.on(clock).close();
             }
         }
     }
@@ -308,7 +308,7 @@ impl Client {
                 if room.all_settled()
                     && let Some(clock) = room.clock
                 {
-                    cx.set_timer_on(clock, START, Duration::ZERO);
+                    cx.on(clock).set_timer(START, Duration::ZERO);
                 }
             }
             Phase::Joining if line.starts_with("!!!") => {
@@ -398,7 +398,7 @@ impl Handler for Client {
                 if room.all_settled()
                     && let Some(clock) = room.clock
                 {
-                    cx.set_timer_on(clock, START, Duration::ZERO);
+                    cx.on(clock).set_timer(START, Duration::ZERO);
                 }
             }
             Phase::Joining => {}
@@ -442,7 +442,7 @@ impl Clock {
                 let after = interval
                     .map(|iv| iv.mul_f64(s as f64 / senders as f64))
                     .unwrap_or_default();
-                cx.set_timer_on(*t, SEND, after);
+                cx.on(*t).set_timer(SEND, after);
             }
         }
     }
@@ -485,7 +485,7 @@ impl Handler for Clock {
                 let stuck = room.sweep(cx.now());
                 for s in stuck {
                     if let Some(Some(t)) = room.tokens.get(s) {
-                        cx.set_timer_on(*t, SEND, Duration::ZERO);
+                        cx.on(*t).set_timer(SEND, Duration::ZERO);
                     }
                 }
                 room.maybe_finish(cx);

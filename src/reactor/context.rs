@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// of *other* connections (writes, closes) lands in their queues too and is flushed in the
 /// same tick, but their handlers are never called from inside this one: callbacks do not
 /// re-enter.
+///
+/// A call on this connection is `cx.verb(..)`; the same call on another entry is
+/// `cx.on(token).verb(..)` (see [`Other`]).
 pub struct Context<'a> {
     core: &'a mut Core,
     me: Token,
@@ -63,9 +66,21 @@ impl<'a> Context<'a> {
         &self.core.stats
     }
 
+    /// Another entry (a connection, a UDP socket, a task), to act on by `token`: the same
+    /// verbs as on this connection (`cx.write(b)` here, `cx.on(member).write(b)` there).
+    /// What it is asked lands in that entry's queue and timers; its handler is not called
+    /// from inside this one. A token whose entry is gone is harmless: writes answer
+    /// `false`, queries `None`, the rest does nothing.
+    pub fn on(&mut self, token: Token) -> Other<'_> {
+        Other {
+            core: self.core,
+            token,
+        }
+    }
+
     /// Queues `bytes` for this connection.
     pub fn write(&mut self, bytes: &[u8]) {
-        self.write_to(self.me, bytes);
+        self.on(self.me).write(bytes);
     }
 
     /// This connection's output buffer, to append to (a protocol's
@@ -74,129 +89,46 @@ impl<'a> Context<'a> {
     ///
     /// Returns `None` once the connection is closing or closed: output would be dropped.
     pub fn output(&mut self) -> Option<&mut Vec<u8>> {
-        self.output_of(self.me)
+        let me = self.me;
+        self.on(me).output()
     }
 
     /// Bytes queued for this connection that the kernel has not taken yet.
     pub fn queued(&self) -> usize {
-        self.queued_of(self.me).unwrap_or(0)
-    }
-
-    /// Queues `bytes` for another connection (fan-out). Returns false if it is gone.
-    pub fn write_to(&mut self, token: Token, bytes: &[u8]) -> bool {
-        match self.output_of(token) {
-            Some(out) => {
-                out.extend_from_slice(bytes);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Another connection's output buffer, to append to; `None` if it is gone or closing.
-    pub fn output_of(&mut self, token: Token) -> Option<&mut Vec<u8>> {
-        let core = &mut *self.core;
-        let e = core.entries.get_mut(token)?;
-        // Output after close is dropped: the peer would never see it, and a closing
-        // connection must be allowed to finish.
-        if !matches!(
-            e.state,
-            State::Open | State::Connecting | State::Handshaking { .. }
-        ) {
-            return None;
-        }
-        if !e.dirty {
-            e.dirty = true;
-            core.dirty.push(token);
-        }
-        Some(e.out.append_buf(&mut core.pool))
-    }
-
-    /// Bytes queued for `token` (None if it is gone): a fan-out sender checks this to find
-    /// a slow consumer.
-    pub fn queued_of(&self, token: Token) -> Option<usize> {
-        self.core.entries.get(token).map(|e| e.out.len())
-    }
-
-    /// Asks the reactor to call `token`'s [`drained`](super::Handler::drained) when it
-    /// flushes that connection at the end of this tick, even if its queue is empty then;
-    /// nothing happens if it is gone or closing.
-    ///
-    /// This is how a fan-out *pulls* instead of pushing: the sender appends a message once
-    /// to a log shared by the room and pokes the members that were idle; each member copies
-    /// what it has not seen into its own queue right before its own write, so one buffer
-    /// at a time is in use however many members there are, and every message that arrived
-    /// in the tick leaves in that one write.
-    pub fn request_drained(&mut self, token: Token) {
-        self.core.request_drained(token);
+        self.core.entries.get(self.me).map_or(0, |e| e.out.len())
     }
 
     /// Closes this connection once its queued output is flushed. Reading stops now.
     pub fn close(&mut self) {
-        self.core.close(self.me);
-    }
-
-    /// Closes another connection (flush, then close).
-    pub fn close_other(&mut self, token: Token) {
-        self.core.close(token);
+        self.on(self.me).close();
     }
 
     /// Drops this connection once the callback returns, without flushing what is queued
     /// (`closed` runs with [`CloseReason::Aborted`](super::CloseReason::Aborted)).
     pub fn abort(&mut self) {
-        self.core.abort(self.me);
-    }
-
-    /// Drops another connection at once, queued output and all: how a fan-out server cuts
-    /// off a consumer that stopped reading, without waiting for it to drain.
-    pub fn abort_other(&mut self, token: Token) {
-        self.core.abort(token);
+        self.on(self.me).abort();
     }
 
     /// Arms timer `id` to fire after `after` (re-arming moves it).
     pub fn set_timer(&mut self, id: TimerId, after: Duration) {
-        let at = self.core.now + after;
-        self.set_timer_at(id, at);
+        self.on(self.me).set_timer(id, after);
     }
 
     /// Arms timer `id` to fire at `at` (re-arming moves it).
     pub fn set_timer_at(&mut self, id: TimerId, at: Instant) {
-        let core = &mut *self.core;
-        if let Some(e) = core.entries.get_mut(self.me) {
-            core.timers
-                .arm(&mut e.timers, self.me, Kind::Handler(id), at);
-        }
-    }
-
-    /// Arms timer `id` of *another* entry: it fires in that entry's handler. (An
-    /// interactive client's stdin handler sends through the UDP socket, and the reply
-    /// timeout belongs to the socket, which outlives stdin's EOF.)
-    pub fn set_timer_on(&mut self, token: Token, id: TimerId, after: Duration) {
-        let core = &mut *self.core;
-        let at = core.now + after;
-        if let Some(e) = core.entries.get_mut(token) {
-            core.timers.arm(&mut e.timers, token, Kind::Handler(id), at);
-        }
+        self.on(self.me).set_timer_at(id, at);
     }
 
     /// Disarms timer `id` (nothing happens if it is not armed).
     pub fn cancel_timer(&mut self, id: TimerId) {
-        if let Some(e) = self.core.entries.get_mut(self.me) {
-            Timers::cancel(&mut e.timers, Kind::Handler(id));
-        }
+        self.on(self.me).cancel_timer(id);
     }
 
     /// Sends a datagram from this UDP socket. If the kernel's buffer is full it is queued
     /// (bounded) and sent when the socket is writable; past the bound it is dropped, as
     /// UDP may drop it anyway.
     pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) {
-        self.core.send_to(self.me, bytes, to);
-    }
-
-    /// Sends a datagram from *another* entry, the UDP socket `udp` (an interactive client's
-    /// stdin handler sends what the user typed through its socket).
-    pub fn send_from(&mut self, udp: Token, bytes: &[u8], to: SocketAddr) {
-        self.core.send_to(udp, bytes, to);
+        self.on(self.me).send_to(bytes, to);
     }
 
     /// Opens an outgoing TCP connection; `handler.opened` runs once it is established, or
@@ -291,6 +223,111 @@ impl<'a> Context<'a> {
     /// Begins a graceful shutdown of the whole reactor (as SIGTERM would).
     pub fn shutdown_reactor(&mut self) {
         self.core.shutdown_requested = true;
+    }
+}
+
+/// Another entry, as a handler reaches it: [`Context::on`]`(token)`. Each method takes
+/// it by value, so a call reads as one phrase: `cx.on(member).write(line)`,
+/// `cx.on(clock).set_timer(START, Duration::ZERO)`, `cx.on(slow).abort()`.
+pub struct Other<'a> {
+    core: &'a mut Core,
+    token: Token,
+}
+
+impl<'a> Other<'a> {
+    /// The entry's token.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Queues `bytes` for it (fan-out). Returns false if it is gone or closing.
+    pub fn write(self, bytes: &[u8]) -> bool {
+        match self.output() {
+            Some(out) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Its output buffer, to append to; `None` if it is gone or closing.
+    pub fn output(self) -> Option<&'a mut Vec<u8>> {
+        let core = self.core;
+        let e = core.entries.get_mut(self.token)?;
+        // Output after close is dropped: the peer would never see it, and a closing
+        // connection must be allowed to finish.
+        if !matches!(
+            e.state,
+            State::Open | State::Connecting | State::Handshaking { .. }
+        ) {
+            return None;
+        }
+        if !e.dirty {
+            e.dirty = true;
+            core.dirty.push(self.token);
+        }
+        Some(e.out.append_buf(&mut core.pool))
+    }
+
+    /// Bytes queued for it (None if it is gone): a fan-out sender checks this to find a
+    /// slow consumer.
+    pub fn queued(&self) -> Option<usize> {
+        self.core.entries.get(self.token).map(|e| e.out.len())
+    }
+
+    /// Asks the reactor to call its [`drained`](super::Handler::drained) when it flushes
+    /// that connection at the end of this tick, even if its queue is empty then; nothing
+    /// happens if it is gone or closing.
+    ///
+    /// This is how a fan-out *pulls* instead of pushing: the sender appends a message once
+    /// to a log shared by the room and pokes the members that were idle; each member copies
+    /// what it has not seen into its own queue right before its own write, so one buffer
+    /// at a time is in use however many members there are, and every message that arrived
+    /// in the tick leaves in that one write.
+    pub fn request_drained(self) {
+        self.core.request_drained(self.token);
+    }
+
+    /// Closes it once its queued output is flushed (see [`Context::close`]).
+    pub fn close(self) {
+        self.core.close(self.token);
+    }
+
+    /// Drops it at once, queued output and all: how a fan-out server cuts off a consumer
+    /// that stopped reading, without waiting for it to drain.
+    pub fn abort(self) {
+        self.core.abort(self.token);
+    }
+
+    /// Arms its timer `id` to fire after `after`, in its handler. (An interactive client's
+    /// stdin handler sends through the UDP socket, and the reply timeout belongs to the
+    /// socket, which outlives stdin's EOF.)
+    pub fn set_timer(self, id: TimerId, after: Duration) {
+        let at = self.core.now + after;
+        self.set_timer_at(id, at);
+    }
+
+    /// Arms its timer `id` to fire at `at` (re-arming moves it).
+    pub fn set_timer_at(self, id: TimerId, at: Instant) {
+        let core = self.core;
+        if let Some(e) = core.entries.get_mut(self.token) {
+            core.timers
+                .arm(&mut e.timers, self.token, Kind::Handler(id), at);
+        }
+    }
+
+    /// Disarms its timer `id` (nothing happens if it is not armed).
+    pub fn cancel_timer(self, id: TimerId) {
+        if let Some(e) = self.core.entries.get_mut(self.token) {
+            Timers::cancel(&mut e.timers, Kind::Handler(id));
+        }
+    }
+
+    /// Sends a datagram from it, a UDP socket (an interactive client's stdin handler sends
+    /// what the user typed through its socket). See [`Context::send_to`].
+    pub fn send_to(self, bytes: &[u8], to: SocketAddr) {
+        self.core.send_to(self.token, bytes, to);
     }
 }
 

@@ -211,7 +211,7 @@ impl Core {
     }
 
     /// Asks for `token`'s `drained` to run in this tick's flush even if its queue is empty
-    /// (see [`Context::request_drained`]).
+    /// (see [`Other::request_drained`](super::Other::request_drained)).
     pub(crate) fn request_drained(&mut self, token: Token) {
         let Some(e) = self.entries.get_mut(token) else {
             return;
@@ -340,7 +340,7 @@ impl Core {
             return;
         }
         let mut written = 0;
-        // Asked for with `Context::request_drained`: `drained` runs even if nothing was
+        // Asked for with `Other::request_drained`: `drained` runs even if nothing was
         // queued (a fan-out member pulls its next bytes right before its own write).
         let mut requested = self
             .entries

@@ -48,7 +48,7 @@ mod transport;
 pub mod watch;
 
 pub use config::{Config, FD_RESERVE, READ_BUFFER, open_file_limit};
-pub use context::Context;
+pub use context::{Context, Other};
 pub use handler::{CloseReason, Handler};
 pub use notify::{Notifier, Report};
 pub use resolver::{LookupId, Resolve};

@@ -203,7 +203,7 @@ mod tests {
         struct Poke(Token);
         impl Handler for Poke {
             fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
-                cx.request_drained(self.0);
+                cx.on(self.0).request_drained();
             }
         }
         let p = bed.open(Box::new(Poke(t)));

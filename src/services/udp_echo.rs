@@ -136,8 +136,8 @@ impl EchoClient {
         match self.queue.pop_front() {
             Some(line) => {
                 self.seq = self.seq.wrapping_add(1);
-                cx.send_from(udp, line.as_bytes(), self.server);
-                cx.set_timer_on(udp, TimerId(self.seq), self.reply_timeout);
+                cx.on(udp).send_to(line.as_bytes(), self.server);
+                cx.on(udp).set_timer(TimerId(self.seq), self.reply_timeout);
                 self.awaiting = Some((self.seq, line));
             }
             None if self.stdin_done => self.finish(cx),
@@ -148,7 +148,7 @@ impl EchoClient {
     fn finish(&mut self, cx: &mut Context<'_>) {
         self.finished = true;
         for t in [self.udp, self.stdin].into_iter().flatten() {
-            cx.close_other(t);
+            cx.on(t).close();
         }
     }
 }

@@ -85,7 +85,7 @@ impl ChatClient {
     fn send(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         match self.conn {
             Some(conn) => {
-                cx.write_to(conn, bytes);
+                cx.on(conn).write(bytes);
             }
             None => self.early.extend_from_slice(bytes),
         }
@@ -157,7 +157,7 @@ impl ChatClient {
             self.ending = Some(ending);
         }
         for t in [self.conn.take(), self.stdin.take()].into_iter().flatten() {
-            cx.close_other(t);
+            cx.on(t).close();
         }
     }
 }
