@@ -103,6 +103,28 @@ impl<'a> Context<'a> {
         self.on(self.me).close();
     }
 
+    /// Stops reading this connection until [`resume_reading`](Context::resume_reading):
+    /// `data` (and `eof`) get no call meanwhile; what the peer sends waits in the kernel's
+    /// receive buffer, and once that is full TCP's flow control holds the peer. For a
+    /// handler that bounds its input buffer (a protocol that says it wants no more bytes
+    /// until it has answered what it holds). It takes effect at once, even in the middle
+    /// of the read that called `data`.
+    ///
+    /// Separate from the reactor's own pause under backpressure: the end of that does not
+    /// resume a connection its handler paused, nor the other way round. The calls do not
+    /// count: one resume undoes any number of pauses. Only TCP connections are paused (a
+    /// UDP socket or stdin keeps reading).
+    pub fn pause_reading(&mut self) {
+        self.core.pause_reading(self.me, true);
+    }
+
+    /// Reads this connection again after [`pause_reading`](Context::pause_reading), from
+    /// the next tick, starting with what waited in the kernel's buffer. Does nothing if it
+    /// was not paused.
+    pub fn resume_reading(&mut self) {
+        self.core.pause_reading(self.me, false);
+    }
+
     /// Drops this connection once the callback returns, without flushing what is queued
     /// (`closed` runs with [`CloseReason::Aborted`](super::CloseReason::Aborted)).
     pub fn abort(&mut self) {

@@ -198,6 +198,28 @@ impl Core {
         }
     }
 
+    /// Pauses (`true`) or resumes a connection's reading for its handler (see
+    /// [`Context::pause_reading`]). A resume reads what waits in the kernel's buffer next
+    /// tick: that data's edge may have been spent while paused, so no event would come.
+    pub(crate) fn pause_reading(&mut self, token: Token, pause: bool) {
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
+        if !matches!(e.io, Io::Stream(_) | Io::Detached) || e.handler_paused == pause {
+            return;
+        }
+        e.handler_paused = pause;
+        trace!(
+            "  {} reading {} by the handler",
+            Who(&e.service, token),
+            if pause { "paused" } else { "resumed" }
+        );
+        if !pause {
+            self.push_ready(token);
+        }
+        self.mark_dirty(token);
+    }
+
     /// Drops a connection at the end of this callback, queued output and all (a slow
     /// consumer cut off, a peer that broke the protocol beyond answering).
     pub(crate) fn abort(&mut self, token: Token) {

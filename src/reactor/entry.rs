@@ -188,6 +188,9 @@ pub(crate) struct Entry {
     /// Backpressure: the output queue passed the high-water mark; reading stops until it
     /// falls below the low-water mark.
     pub read_paused: bool,
+    /// The handler paused its own reading ([`Context::pause_reading`](super::Context)).
+    /// Kept apart from `read_paused` so that the end of backpressure does not undo it.
+    pub handler_paused: bool,
     /// What epoll currently watches for this fd.
     pub registered: Option<Interest>,
     pub timers: Vec<Slot>,
@@ -237,6 +240,7 @@ impl Entry {
             state,
             peer_eof: false,
             read_paused: false,
+            handler_paused: false,
             registered: None,
             timers: Vec::new(),
             dirty: false,
@@ -256,7 +260,9 @@ impl Entry {
         match self.state {
             // A TLS upgrade was asked for: what follows on the wire is the peer's handshake,
             // read by the TLS layer once the plaintext before it is flushed.
-            State::Open => !self.peer_eof && !self.read_paused && self.tls.is_none(),
+            State::Open => {
+                !self.peer_eof && !self.read_paused && !self.handler_paused && self.tls.is_none()
+            }
             State::Lingering => true,
             State::Connecting | State::Handshaking { .. } | State::Closing | State::Closed => false,
         }

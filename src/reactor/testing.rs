@@ -193,6 +193,44 @@ mod tests {
         }
     }
 
+    /// Pauses its reading on the first chunk and answers it with more than the high-water
+    /// mark; resumes on its timer. Records every chunk it is handed.
+    struct Pauser(std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
+    impl Handler for Pauser {
+        fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+            let first = self.0.borrow().is_empty();
+            self.0.borrow_mut().push(bytes.to_vec());
+            if first {
+                cx.pause_reading();
+                cx.write(&vec![b'x'; Config::default().high_water + 1]);
+                cx.set_timer(TimerId(1), Duration::from_secs(1));
+            }
+        }
+        fn timer(&mut self, cx: &mut Context<'_>, _: TimerId) {
+            cx.resume_reading();
+        }
+    }
+
+    #[test]
+    fn a_paused_handler_gets_no_data_until_it_resumes_whatever_backpressure_does() {
+        let mut bed = TestBed::new();
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let t = bed.open(Box::new(Pauser(seen.clone())));
+        bed.data(t, b"one");
+        // Backpressure pauses reading too (the answer is above the high-water mark) and
+        // resumes it once the peer takes the answer: the handler's own pause stays.
+        bed.read_all(t);
+        bed.data(t, b"two");
+        assert_eq!(
+            *seen.borrow(),
+            [b"one".to_vec()],
+            "paused: nothing handed over"
+        );
+        bed.advance(Duration::from_secs(1));
+        bed.data(t, b"three");
+        assert_eq!(*seen.borrow(), [b"one".to_vec(), b"three".to_vec()]);
+    }
+
     #[test]
     fn request_drained_calls_drained_on_an_empty_queue_and_taking_output_calls_it_again() {
         let mut bed = TestBed::new();

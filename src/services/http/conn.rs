@@ -9,6 +9,7 @@
 //!                          (a file body: first chunk now, the rest from `drained`)
 //!            Err       → the error response, then close
 //! drained ─► next file chunk; at its end finish the response and pump again (pipelining)
+//! pump    ─► pause reading while the protocol wants no bytes (`ServerConn::wants_read`)
 //! timer   ─► header timeout: 408, then close (slowloris)
 //! ```
 //!
@@ -218,6 +219,14 @@ impl HttpConn {
             return;
         };
         self.pump_with(cx, &mut a);
+        // Read only while the protocol wants bytes: while a full head's worth of pipelined
+        // requests waits behind a response still going out (a file), the rest stays in the
+        // kernel, and TCP holds the client, instead of growing the input buffer.
+        if a.proto.wants_read() {
+            cx.resume_reading();
+        } else {
+            cx.pause_reading();
+        }
         if a.proto.is_idle() && a.pending.is_none() && a.file.is_none() && a.events.is_none() {
             self.shared.give_parser(a);
         } else {
