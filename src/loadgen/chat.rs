@@ -409,8 +409,8 @@ impl Handler for Client {
     }
 }
 
-/// Holds the run's timers (the reactor's timers belong to entries: see the stream
-/// engine's clock).
+/// Holds the run's timers: a task (the reactor's timers belong to entries; see the
+/// stream engine's clock).
 struct Clock {
     room: Shared,
 }
@@ -458,8 +458,6 @@ impl Handler for Clock {
             cx.set_timer(START, Duration::ZERO);
         }
     }
-
-    fn datagram(&mut self, _cx: &mut Context<'_>, _bytes: &[u8], _from: SocketAddr) {}
 
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
         match id {
@@ -564,8 +562,7 @@ pub fn run_chat(plan: &ChatPlan) -> Result<Report, LoadError> {
             }
         }
     }
-    let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
-    reactor.bind_udp(SERVICE, loopback, Box::new(Clock { room: room.clone() }))?;
+    reactor.spawn(SERVICE, Box::new(Clock { room: room.clone() }))?;
     reactor.run()?;
     let elapsed = started.elapsed();
     let r = room.borrow();

@@ -316,8 +316,10 @@ impl Reactor {
 
     /// Adds a task: an entry with no socket, whose handler runs on timers, name lookups
     /// ([`Context::resolve`]) and the connections it opens ([`Context::connect`]). Its
-    /// `opened` runs now; it leaves when it closes itself. The HTTP client's session and
-    /// the downloader are tasks: the work outlives any one connection.
+    /// `opened` runs now; it leaves when it closes itself (or another entry closes it).
+    /// The HTTP client's session and the downloader are tasks: the work outlives any one
+    /// connection. So is the load generator's clock, a task with nothing but timers: a
+    /// timer that belongs to no connection.
     pub fn spawn(&mut self, service: &str, handler: Box<dyn Handler>) -> io::Result<Token> {
         let token = self
             .core
