@@ -148,9 +148,14 @@ impl<'a> Context<'a> {
 
     /// Sends a datagram from this UDP socket. If the kernel's buffer is full it is queued
     /// (bounded) and sent when the socket is writable; past the bound it is dropped, as
-    /// UDP may drop it anyway.
-    pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) {
-        self.on(self.me).send_to(bytes, to);
+    /// UDP may drop it anyway (still `Ok`).
+    ///
+    /// Fails, and sends nothing, when this entry is not a UDP socket
+    /// ([`io::ErrorKind::InvalidInput`]: a TCP connection, a task, stdin), or, through
+    /// [`Other::send_to`], when the entry is gone ([`io::ErrorKind::NotFound`]). A
+    /// handler's `datagram` runs on a UDP socket only, so a reply from there cannot fail.
+    pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.on(self.me).send_to(bytes, to)
     }
 
     /// Opens an outgoing TCP connection; `handler.opened` runs once it is established, or
@@ -347,9 +352,10 @@ impl<'a> Other<'a> {
     }
 
     /// Sends a datagram from it, a UDP socket (an interactive client's stdin handler sends
-    /// what the user typed through its socket). See [`Context::send_to`].
-    pub fn send_to(self, bytes: &[u8], to: SocketAddr) {
-        self.core.send_to(self.token, bytes, to);
+    /// what the user typed through its socket). Fails if it is gone or not a UDP socket:
+    /// see [`Context::send_to`].
+    pub fn send_to(self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.core.send_to(self.token, bytes, to)
     }
 }
 

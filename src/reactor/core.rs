@@ -15,7 +15,7 @@ use super::resolver::Resolver;
 use super::timer::{Kind, Timers};
 use super::tls::{PendingTls, TlsRole};
 use super::{Context, Stats, Token};
-use log::{debug, trace};
+use log::trace;
 use mio::{Interest, Registry, Waker};
 use std::collections::VecDeque;
 use std::io;
@@ -245,25 +245,33 @@ impl Core {
     }
 
     /// Queues a datagram on a UDP entry (bounded by [`UDP_BACKLOG_MAX`]); the queue goes
-    /// out in batches when the entry is settled at the end of the tick.
-    pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) {
+    /// out in batches when the entry is settled at the end of the tick. Past the bound the
+    /// datagram is dropped and counted, and that is still `Ok`: UDP may lose it anyway.
+    /// An error means the caller asked the wrong entry (see [`Context::send_to`]).
+    pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
         let Some(e) = self.entries.get_mut(token) else {
-            return;
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("send_to: {token} is gone"),
+            ));
         };
         let Io::Udp(udp) = &mut e.io else {
-            debug!(
-                "{}: send_to on a {} entry ignored",
-                Who(&e.service, token),
-                e.io.source()
-            );
-            return;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "send_to on {}, a {} entry: only a UDP socket sends datagrams",
+                    Who(&e.service, token),
+                    e.io.source()
+                ),
+            ));
         };
         if udp.queue.bytes() + bytes.len() > UDP_BACKLOG_MAX {
             self.stats.datagrams_dropped += 1;
-            return;
+            return Ok(());
         }
         udp.queue.push(bytes, to);
         self.mark_dirty(token);
+        Ok(())
     }
 
     /// Hands every finished name lookup to the handler that asked for it.

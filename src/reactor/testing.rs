@@ -231,6 +231,33 @@ mod tests {
         assert_eq!(*seen.borrow(), [b"one".to_vec(), b"three".to_vec()]);
     }
 
+    /// Tries to send a datagram from its connection (not a UDP socket) and writes how
+    /// the reactor answered.
+    struct SendsDatagram;
+    impl Handler for SendsDatagram {
+        fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
+            let to = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+            let answer = match cx.send_to(b"ping", to) {
+                Ok(()) => "sent".to_string(),
+                Err(e) => format!("{:?}: {e}", e.kind()),
+            };
+            cx.write(answer.as_bytes());
+        }
+    }
+
+    #[test]
+    fn send_to_on_an_entry_that_is_not_a_udp_socket_is_an_error() {
+        let mut bed = TestBed::new();
+        let t = bed.open(Box::new(SendsDatagram));
+        bed.data(t, b"go");
+        let answer = String::from_utf8(bed.take_output(t)).expect("utf-8");
+        assert!(
+            answer.starts_with("InvalidInput: send_to on test#")
+                && answer.ends_with("a detached entry: only a UDP socket sends datagrams"),
+            "{answer}"
+        );
+    }
+
     #[test]
     fn request_drained_calls_drained_on_an_empty_queue_and_taking_output_calls_it_again() {
         let mut bed = TestBed::new();

@@ -27,7 +27,8 @@ impl Handler for EchoServer {
     }
 
     fn datagram(&mut self, cx: &mut Context<'_>, bytes: &[u8], from: SocketAddr) {
-        cx.send_to(bytes, from);
+        cx.send_to(bytes, from)
+            .expect("`datagram` runs on a UDP socket, which can always send");
     }
 }
 
@@ -136,7 +137,9 @@ impl EchoClient {
         match self.queue.pop_front() {
             Some(line) => {
                 self.seq = self.seq.wrapping_add(1);
-                cx.on(udp).send_to(line.as_bytes(), self.server);
+                if cx.on(udp).send_to(line.as_bytes(), self.server).is_err() {
+                    return self.finish(cx); // the socket is gone: nothing can be sent
+                }
                 cx.on(udp).set_timer(TimerId(self.seq), self.reply_timeout);
                 self.awaiting = Some((self.seq, line));
             }
