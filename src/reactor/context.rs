@@ -30,6 +30,16 @@ pub struct Context<'a> {
     me: Token,
 }
 
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("me", &self.me)
+            .field("service", &self.service())
+            .field("now", &self.core.now)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Context<'a> {
     pub(crate) fn new(core: &'a mut Core, me: Token) -> Context<'a> {
         Context { core, me }
@@ -259,6 +269,15 @@ impl<'a> Context<'a> {
 pub struct Other<'a> {
     core: &'a mut Core,
     token: Token,
+}
+
+impl std::fmt::Debug for Other<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Other")
+            .field("token", &self.token)
+            .field("service", &service_of(self.core, self.token))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Other<'a> {

@@ -69,6 +69,21 @@ pub(crate) struct Core {
     pub loop_times: super::watch::LoopTimes,
 }
 
+/// The counts a learner looks at first (the full picture is [`Core::snapshot`]).
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("entries", &self.entries.len())
+            .field("timers", &self.timers.len())
+            .field("dirty", &self.dirty.len())
+            .field("ready", &self.ready.len())
+            .field("now", &self.now)
+            .field("shutdown_requested", &self.shutdown_requested)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Core {
     pub(crate) fn new(registry: Registry, waker: Arc<Waker>, config: Config) -> Core {
         Core {

@@ -135,6 +135,15 @@ pub struct Reactor {
     udp_batch: Option<Box<RecvBatch>>,
 }
 
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("core", &self.core)
+            .field("handles_signals", &self.signals.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Reactor {
     /// A reactor with the default [`Config`].
     pub fn new() -> io::Result<Reactor> {

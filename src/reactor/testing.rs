@@ -38,6 +38,14 @@ pub struct TestBed {
     _poll: mio::Poll,
 }
 
+impl std::fmt::Debug for TestBed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBed")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for TestBed {
     fn default() -> Self {
         TestBed::new()
@@ -256,6 +264,30 @@ mod tests {
                 && answer.ends_with("a detached entry: only a UDP socket sends datagrams"),
             "{answer}"
         );
+    }
+
+    #[test]
+    fn debug_shows_the_counts_and_the_connection() {
+        let mut bed = TestBed::new();
+        let t = bed.open(Box::new(Delayed));
+        let shown = format!("{bed:?}");
+        assert!(shown.contains("entries: 1, timers: 1"), "{shown}");
+        struct ShowsContext(std::rc::Rc<std::cell::RefCell<String>>);
+        impl Handler for ShowsContext {
+            fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
+                *self.0.borrow_mut() = format!("{cx:?}");
+            }
+        }
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        let c = bed.open(Box::new(ShowsContext(seen.clone())));
+        bed.data(c, b"x");
+        assert!(
+            seen.borrow()
+                .starts_with(&format!("Context {{ me: {c:?}, service: \"test\"")),
+            "{}",
+            seen.borrow()
+        );
+        assert!(!bed.is_closed(t));
     }
 
     #[test]

@@ -100,6 +100,20 @@ pub struct EchoClient {
     pub finished: bool,
 }
 
+impl std::fmt::Debug for EchoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoClient")
+            .field("server", &self.server)
+            .field("udp", &self.udp)
+            .field("stdin", &self.stdin)
+            .field("queued", &self.queue.len())
+            .field("awaiting", &self.awaiting)
+            .field("timeouts", &self.timeouts)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EchoClient {
     /// A client for `server` that waits `reply_timeout` for each echo.
     pub fn new(
@@ -157,9 +171,11 @@ impl EchoClient {
 }
 
 /// The UDP side of an [`EchoClient`].
+#[derive(Debug)]
 pub struct EchoClientUdp(pub Rc<RefCell<EchoClient>>);
 
 /// The stdin side of an [`EchoClient`].
+#[derive(Debug)]
 pub struct EchoClientStdin(pub Rc<RefCell<EchoClient>>);
 
 impl Handler for EchoClientUdp {

@@ -58,6 +58,18 @@ pub struct ChatClient {
     pub ending: Option<Ending>,
 }
 
+impl std::fmt::Debug for ChatClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatClient")
+            .field("nick", &self.nick)
+            .field("conn", &self.conn)
+            .field("stdin", &self.stdin)
+            .field("said_bye", &self.said_bye)
+            .field("ending", &self.ending)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ChatClient {
     /// A client in `mode`, printing to `out`. `nick`, if given, is sent first (lines) or
     /// used for every message (raw). `interactive` shows prompts (raw mode, a terminal).
@@ -163,9 +175,11 @@ impl ChatClient {
 }
 
 /// The socket side of a [`ChatClient`].
+#[derive(Debug)]
 pub struct ChatClientConn(pub Rc<RefCell<ChatClient>>);
 
 /// The stdin side of a [`ChatClient`].
+#[derive(Debug)]
 pub struct ChatClientStdin(pub Rc<RefCell<ChatClient>>);
 
 impl Handler for ChatClientConn {

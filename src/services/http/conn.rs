@@ -96,6 +96,16 @@ pub struct Shared {
     parsers: RefCell<Vec<Box<Active>>>,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("router", &self.router)
+            .field("config", &self.config)
+            .field("idle_parsers", &self.parsers.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
     /// Shared state for a service with `router` and `config`.
     pub fn new(router: Router, config: HttpConfig) -> Rc<Shared> {
@@ -200,6 +210,16 @@ pub struct HttpConn {
     active: Option<Box<Active>>,
     served: u32,
     header_timer: bool,
+}
+
+impl std::fmt::Debug for HttpConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConn")
+            .field("state", &self.state_name())
+            .field("served", &self.served)
+            .field("header_timer", &self.header_timer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpConn {
