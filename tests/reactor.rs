@@ -582,7 +582,7 @@ struct Killer {
 impl Handler for Killer {
     fn data(&mut self, cx: &mut Context<'_>, _bytes: &[u8]) {
         if let Some(t) = *self.victim.borrow() {
-            cx.abort_other(t);
+            cx.on(t).abort();
             cx.write(b"killed");
         }
     }
@@ -650,4 +650,58 @@ fn abort_drops_another_connection_at_once_with_its_queue() {
         "got {} bytes: the queue was flushed, not dropped",
         1 + rest.len()
     );
+}
+
+/// Pauses its own reading on the first chunk (and says so), resumes 300 ms later; tells
+/// the test every chunk it is handed, and when it resumed.
+struct PausesItself(Arc<Mutex<Vec<String>>>);
+
+impl Handler for PausesItself {
+    fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        let mut log = self.0.lock().expect("lock");
+        let first = log.is_empty();
+        log.push(format!("data {}", String::from_utf8_lossy(bytes)));
+        if first {
+            cx.pause_reading();
+            cx.set_timer(TimerId(1), Duration::from_millis(300));
+            cx.write(b"paused\n");
+        } else {
+            cx.write(bytes);
+        }
+    }
+
+    fn timer(&mut self, cx: &mut Context<'_>, _: TimerId) {
+        self.0.lock().expect("lock").push("resumed".into());
+        cx.resume_reading();
+    }
+}
+
+/// A handler that pauses its reading gets no `data` until it resumes; what the peer sent
+/// meanwhile waited in the kernel and arrives whole after the resume (no event brings it:
+/// its edge was spent while paused).
+#[test]
+fn a_handler_that_pauses_its_reading_gets_no_data_until_it_resumes() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let for_server = log.clone();
+    let server = start(Config::default(), move |r| {
+        r.listen("pause", any_port(), move |_| {
+            Box::new(PausesItself(for_server.clone()))
+        })
+        .expect("listen")
+    });
+    let mut c = connect(server.info);
+    c.write_all(b"one").expect("write");
+    let mut buf = [0; 7];
+    c.read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"paused\n");
+    c.write_all(b"two").expect("write");
+    let mut echo = [0; 3];
+    c.read_exact(&mut echo).expect("read after the resume");
+    assert_eq!(&echo, b"two");
+    assert_eq!(
+        *log.lock().expect("lock"),
+        ["data one", "resumed", "data two"],
+        "nothing handed over while paused"
+    );
+    server.stop();
 }

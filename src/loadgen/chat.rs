@@ -169,14 +169,14 @@ impl Room {
             if t == me {
                 cx.close();
             } else {
-                cx.close_other(t);
+                cx.on(t).close();
             }
         }
         if let Some(clock) = self.clock.take() {
             if clock == me {
                 cx.close();
             } else {
-                cx.close_other(clock);
+                cx.on(clock).close();
             }
         }
     }
@@ -308,7 +308,7 @@ impl Client {
                 if room.all_settled()
                     && let Some(clock) = room.clock
                 {
-                    cx.set_timer_on(clock, START, Duration::ZERO);
+                    cx.on(clock).set_timer(START, Duration::ZERO);
                 }
             }
             Phase::Joining if line.starts_with("!!!") => {
@@ -398,7 +398,7 @@ impl Handler for Client {
                 if room.all_settled()
                     && let Some(clock) = room.clock
                 {
-                    cx.set_timer_on(clock, START, Duration::ZERO);
+                    cx.on(clock).set_timer(START, Duration::ZERO);
                 }
             }
             Phase::Joining => {}
@@ -409,8 +409,8 @@ impl Handler for Client {
     }
 }
 
-/// Holds the run's timers (the reactor's timers belong to entries: see the stream
-/// engine's clock).
+/// Holds the run's timers: a task (the reactor's timers belong to entries; see the
+/// stream engine's clock).
 struct Clock {
     room: Shared,
 }
@@ -442,7 +442,7 @@ impl Clock {
                 let after = interval
                     .map(|iv| iv.mul_f64(s as f64 / senders as f64))
                     .unwrap_or_default();
-                cx.set_timer_on(*t, SEND, after);
+                cx.on(*t).set_timer(SEND, after);
             }
         }
     }
@@ -458,8 +458,6 @@ impl Handler for Clock {
             cx.set_timer(START, Duration::ZERO);
         }
     }
-
-    fn datagram(&mut self, _cx: &mut Context<'_>, _bytes: &[u8], _from: SocketAddr) {}
 
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
         match id {
@@ -485,7 +483,7 @@ impl Handler for Clock {
                 let stuck = room.sweep(cx.now());
                 for s in stuck {
                     if let Some(Some(t)) = room.tokens.get(s) {
-                        cx.set_timer_on(*t, SEND, Duration::ZERO);
+                        cx.on(*t).set_timer(SEND, Duration::ZERO);
                     }
                 }
                 room.maybe_finish(cx);
@@ -564,8 +562,7 @@ pub fn run_chat(plan: &ChatPlan) -> Result<Report, LoadError> {
             }
         }
     }
-    let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
-    reactor.bind_udp(SERVICE, loopback, Box::new(Clock { room: room.clone() }))?;
+    reactor.spawn(SERVICE, Box::new(Clock { room: room.clone() }))?;
     reactor.run()?;
     let elapsed = started.elapsed();
     let r = room.borrow();

@@ -121,6 +121,15 @@ pub struct FileGet {
     state: State,
 }
 
+impl std::fmt::Debug for FileGet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileGet")
+            .field("request", &String::from_utf8_lossy(&self.request))
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FileGet {
     /// A driver that asks for `name` with `encoding` and checks the size of what arrives.
     pub fn new(name: &str, encoding: Encoding) -> FileGet {

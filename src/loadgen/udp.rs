@@ -74,7 +74,8 @@ impl Echoes {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.datagram[..SEQ_BYTES].copy_from_slice(&seq.to_be_bytes());
-        cx.send_to(&self.datagram, self.plan.target);
+        cx.send_to(&self.datagram, self.plan.target)
+            .expect("the load is sent from its UDP socket's own callbacks");
         self.in_flight.insert(seq, Instant::now());
     }
 

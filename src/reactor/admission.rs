@@ -16,7 +16,7 @@
 //! accept pauses (`pause_listener`); every close resumes the paused ones, which check again.
 
 use super::Token;
-use super::core::{Core, entry_mut};
+use super::core::Core;
 use super::entry::{Entry, Io, Who};
 use super::timer::{Kind, Timers};
 use log::{debug, trace, warn};
@@ -29,7 +29,7 @@ impl Core {
         let taken: usize = self
             .entries
             .iter()
-            .filter_map(|(_, e)| match &e.io {
+            .filter_map(|e| match &e.io {
                 Io::Listener(l) => Some(l.reserved),
                 _ => None,
             })
@@ -55,7 +55,7 @@ impl Core {
         let Some(Entry {
             io: Io::Listener(l),
             ..
-        }) = self.get(token)
+        }) = self.entries.get(token)
         else {
             return false;
         };
@@ -69,14 +69,14 @@ impl Core {
         if let Some(Entry {
             io: Io::Listener(l),
             ..
-        }) = entry_mut(&mut self.entries, token)
+        }) = self.entries.get_mut(token)
         {
             if l.open < l.reserved {
                 self.unused_reserve -= 1;
             }
             l.open += 1;
         }
-        if let Some(e) = self.get_mut(conn) {
+        if let Some(e) = self.entries.get_mut(conn) {
             e.listener = Some(token);
         }
     }
@@ -87,7 +87,7 @@ impl Core {
         if let Some(Entry {
             io: Io::Listener(l),
             ..
-        }) = entry_mut(&mut self.entries, token)
+        }) = self.entries.get_mut(token)
         {
             l.open -= 1;
             if l.open < l.reserved {
@@ -111,7 +111,7 @@ impl Core {
                 timers,
                 in_ready,
                 ..
-            }) = entry_mut(&mut self.entries, t)
+            }) = self.entries.get_mut(t)
             {
                 // A listener waiting out EMFILE resumes on its own timer.
                 if !Timers::is_armed(timers, Kind::AcceptRetry) {
@@ -136,7 +136,7 @@ pub(crate) fn pause_listener(core: &mut Core, token: Token, retry: Option<Durati
         service,
         timers,
         ..
-    }) = entry_mut(&mut core.entries, token)
+    }) = core.entries.get_mut(token)
     else {
         return;
     };

@@ -1,6 +1,6 @@
 //! What a handler can do while one of its callbacks runs.
 
-use super::core::{Core, entry_mut};
+use super::core::Core;
 use super::entry::Io;
 use super::handler::Handler;
 use super::lifecycle::State;
@@ -22,9 +22,22 @@ use std::time::{Duration, Instant};
 /// of *other* connections (writes, closes) lands in their queues too and is flushed in the
 /// same tick, but their handlers are never called from inside this one: callbacks do not
 /// re-enter.
+///
+/// A call on this connection is `cx.verb(..)`; the same call on another entry is
+/// `cx.on(token).verb(..)` (see [`Other`]).
 pub struct Context<'a> {
     core: &'a mut Core,
     me: Token,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("me", &self.me)
+            .field("service", &self.service())
+            .field("now", &self.core.now)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Context<'a> {
@@ -47,7 +60,7 @@ impl<'a> Context<'a> {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         // Asked of the kernel (getpeername) rather than stored: 32 bytes per connection saved,
         // and handlers rarely ask.
-        match self.core.get(self.me).map(|e| &e.io) {
+        match self.core.entries.get(self.me).map(|e| &e.io) {
             Some(Io::Stream(t)) => t.socket()?.peer_addr().ok(),
             _ => None,
         }
@@ -55,7 +68,7 @@ impl<'a> Context<'a> {
 
     /// The name of the service this connection belongs to.
     pub fn service(&self) -> &str {
-        self.core.get(self.me).map_or("", |e| &e.service)
+        self.core.entries.get(self.me).map_or("", |e| &e.service)
     }
 
     /// The reactor's counters.
@@ -63,9 +76,21 @@ impl<'a> Context<'a> {
         &self.core.stats
     }
 
+    /// Another entry (a connection, a UDP socket, a task), to act on by `token`: the same
+    /// verbs as on this connection (`cx.write(b)` here, `cx.on(member).write(b)` there).
+    /// What it is asked lands in that entry's queue and timers; its handler is not called
+    /// from inside this one. A token whose entry is gone is harmless: writes answer
+    /// `false`, queries `None`, the rest does nothing.
+    pub fn on(&mut self, token: Token) -> Other<'_> {
+        Other {
+            core: self.core,
+            token,
+        }
+    }
+
     /// Queues `bytes` for this connection.
     pub fn write(&mut self, bytes: &[u8]) {
-        self.write_to(self.me, bytes);
+        self.on(self.me).write(bytes);
     }
 
     /// This connection's output buffer, to append to (a protocol's
@@ -74,129 +99,73 @@ impl<'a> Context<'a> {
     ///
     /// Returns `None` once the connection is closing or closed: output would be dropped.
     pub fn output(&mut self) -> Option<&mut Vec<u8>> {
-        self.output_of(self.me)
+        let me = self.me;
+        self.on(me).output()
     }
 
     /// Bytes queued for this connection that the kernel has not taken yet.
     pub fn queued(&self) -> usize {
-        self.queued_of(self.me).unwrap_or(0)
-    }
-
-    /// Queues `bytes` for another connection (fan-out). Returns false if it is gone.
-    pub fn write_to(&mut self, token: Token, bytes: &[u8]) -> bool {
-        match self.output_of(token) {
-            Some(out) => {
-                out.extend_from_slice(bytes);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Another connection's output buffer, to append to; `None` if it is gone or closing.
-    pub fn output_of(&mut self, token: Token) -> Option<&mut Vec<u8>> {
-        let core = &mut *self.core;
-        let e = entry_mut(&mut core.entries, token)?;
-        // Output after close is dropped: the peer would never see it, and a closing
-        // connection must be allowed to finish.
-        if !matches!(
-            e.state,
-            State::Open | State::Connecting | State::Handshaking { .. }
-        ) {
-            return None;
-        }
-        if !e.dirty {
-            e.dirty = true;
-            core.dirty.push(token);
-        }
-        Some(e.out.append_buf(&mut core.pool))
-    }
-
-    /// Bytes queued for `token` (None if it is gone): a fan-out sender checks this to find
-    /// a slow consumer.
-    pub fn queued_of(&self, token: Token) -> Option<usize> {
-        self.core.get(token).map(|e| e.out.len())
-    }
-
-    /// Asks the reactor to call `token`'s [`drained`](super::Handler::drained) when it
-    /// flushes that connection at the end of this tick, even if its queue is empty then;
-    /// nothing happens if it is gone or closing.
-    ///
-    /// This is how a fan-out *pulls* instead of pushing: the sender appends a message once
-    /// to a log shared by the room and pokes the members that were idle; each member copies
-    /// what it has not seen into its own queue right before its own write, so one buffer
-    /// at a time is in use however many members there are, and every message that arrived
-    /// in the tick leaves in that one write.
-    pub fn request_drained(&mut self, token: Token) {
-        self.core.request_drained(token);
+        self.core.entries.get(self.me).map_or(0, |e| e.out.len())
     }
 
     /// Closes this connection once its queued output is flushed. Reading stops now.
     pub fn close(&mut self) {
-        self.core.close(self.me);
+        self.on(self.me).close();
     }
 
-    /// Closes another connection (flush, then close).
-    pub fn close_other(&mut self, token: Token) {
-        self.core.close(token);
+    /// Stops reading this connection until [`resume_reading`](Context::resume_reading):
+    /// `data` (and `eof`) get no call meanwhile; what the peer sends waits in the kernel's
+    /// receive buffer, and once that is full TCP's flow control holds the peer. For a
+    /// handler that bounds its input buffer (a protocol that says it wants no more bytes
+    /// until it has answered what it holds). It takes effect at once, even in the middle
+    /// of the read that called `data`.
+    ///
+    /// Separate from the reactor's own pause under backpressure: the end of that does not
+    /// resume a connection its handler paused, nor the other way round. The calls do not
+    /// count: one resume undoes any number of pauses. Only TCP connections are paused (a
+    /// UDP socket or stdin keeps reading).
+    pub fn pause_reading(&mut self) {
+        self.core.pause_reading(self.me, true);
+    }
+
+    /// Reads this connection again after [`pause_reading`](Context::pause_reading), from
+    /// the next tick, starting with what waited in the kernel's buffer. Does nothing if it
+    /// was not paused.
+    pub fn resume_reading(&mut self) {
+        self.core.pause_reading(self.me, false);
     }
 
     /// Drops this connection once the callback returns, without flushing what is queued
     /// (`closed` runs with [`CloseReason::Aborted`](super::CloseReason::Aborted)).
     pub fn abort(&mut self) {
-        self.core.abort(self.me);
-    }
-
-    /// Drops another connection at once, queued output and all: how a fan-out server cuts
-    /// off a consumer that stopped reading, without waiting for it to drain.
-    pub fn abort_other(&mut self, token: Token) {
-        self.core.abort(token);
+        self.on(self.me).abort();
     }
 
     /// Arms timer `id` to fire after `after` (re-arming moves it).
     pub fn set_timer(&mut self, id: TimerId, after: Duration) {
-        let at = self.core.now + after;
-        self.set_timer_at(id, at);
+        self.on(self.me).set_timer(id, after);
     }
 
     /// Arms timer `id` to fire at `at` (re-arming moves it).
     pub fn set_timer_at(&mut self, id: TimerId, at: Instant) {
-        let core = &mut *self.core;
-        if let Some(e) = entry_mut(&mut core.entries, self.me) {
-            core.timers
-                .arm(&mut e.timers, self.me, Kind::Handler(id), at);
-        }
-    }
-
-    /// Arms timer `id` of *another* entry: it fires in that entry's handler. (An
-    /// interactive client's stdin handler sends through the UDP socket, and the reply
-    /// timeout belongs to the socket, which outlives stdin's EOF.)
-    pub fn set_timer_on(&mut self, token: Token, id: TimerId, after: Duration) {
-        let core = &mut *self.core;
-        let at = core.now + after;
-        if let Some(e) = entry_mut(&mut core.entries, token) {
-            core.timers.arm(&mut e.timers, token, Kind::Handler(id), at);
-        }
+        self.on(self.me).set_timer_at(id, at);
     }
 
     /// Disarms timer `id` (nothing happens if it is not armed).
     pub fn cancel_timer(&mut self, id: TimerId) {
-        if let Some(e) = self.core.get_mut(self.me) {
-            Timers::cancel(&mut e.timers, Kind::Handler(id));
-        }
+        self.on(self.me).cancel_timer(id);
     }
 
     /// Sends a datagram from this UDP socket. If the kernel's buffer is full it is queued
     /// (bounded) and sent when the socket is writable; past the bound it is dropped, as
-    /// UDP may drop it anyway.
-    pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) {
-        self.core.send_to(self.me, bytes, to);
-    }
-
-    /// Sends a datagram from *another* entry, the UDP socket `udp` (an interactive client's
-    /// stdin handler sends what the user typed through its socket).
-    pub fn send_from(&mut self, udp: Token, bytes: &[u8], to: SocketAddr) {
-        self.core.send_to(udp, bytes, to);
+    /// UDP may drop it anyway (still `Ok`).
+    ///
+    /// Fails, and sends nothing, when this entry is not a UDP socket
+    /// ([`io::ErrorKind::InvalidInput`]: a TCP connection, a task, stdin), or, through
+    /// [`Other::send_to`], when the entry is gone ([`io::ErrorKind::NotFound`]). A
+    /// handler's `datagram` runs on a UDP socket only, so a reply from there cannot fail.
+    pub fn send_to(&mut self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.on(self.me).send_to(bytes, to)
     }
 
     /// Opens an outgoing TCP connection; `handler.opened` runs once it is established, or
@@ -241,7 +210,7 @@ impl<'a> Context<'a> {
 
     /// Is this connection TLS (established or handshaking)?
     pub fn is_tls(&self) -> bool {
-        matches!(self.core.get(self.me).map(|e| &e.io), Some(Io::Stream(t)) if t.is_tls())
+        matches!(self.core.entries.get(self.me).map(|e| &e.io), Some(Io::Stream(t)) if t.is_tls())
     }
 
     /// The addresses of `host`, to connect to `port`: at once for an IP literal or
@@ -294,6 +263,121 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Another entry, as a handler reaches it: [`Context::on`]`(token)`. Each method takes
+/// it by value, so a call reads as one phrase: `cx.on(member).write(line)`,
+/// `cx.on(clock).set_timer(START, Duration::ZERO)`, `cx.on(slow).abort()`.
+pub struct Other<'a> {
+    core: &'a mut Core,
+    token: Token,
+}
+
+impl std::fmt::Debug for Other<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Other")
+            .field("token", &self.token)
+            .field("service", &service_of(self.core, self.token))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Other<'a> {
+    /// The entry's token.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Queues `bytes` for it (fan-out). Returns false if it is gone or closing.
+    pub fn write(self, bytes: &[u8]) -> bool {
+        match self.output() {
+            Some(out) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Its output buffer, to append to; `None` if it is gone or closing.
+    pub fn output(self) -> Option<&'a mut Vec<u8>> {
+        let core = self.core;
+        let e = core.entries.get_mut(self.token)?;
+        // Output after close is dropped: the peer would never see it, and a closing
+        // connection must be allowed to finish.
+        if !matches!(
+            e.state,
+            State::Open | State::Connecting | State::Handshaking { .. }
+        ) {
+            return None;
+        }
+        if !e.dirty {
+            e.dirty = true;
+            core.dirty.push(self.token);
+        }
+        Some(e.out.append_buf(&mut core.pool))
+    }
+
+    /// Bytes queued for it (None if it is gone): a fan-out sender checks this to find a
+    /// slow consumer.
+    pub fn queued(&self) -> Option<usize> {
+        self.core.entries.get(self.token).map(|e| e.out.len())
+    }
+
+    /// Asks the reactor to call its [`drained`](super::Handler::drained) when it flushes
+    /// that connection at the end of this tick, even if its queue is empty then; nothing
+    /// happens if it is gone or closing.
+    ///
+    /// This is how a fan-out *pulls* instead of pushing: the sender appends a message once
+    /// to a log shared by the room and pokes the members that were idle; each member copies
+    /// what it has not seen into its own queue right before its own write, so one buffer
+    /// at a time is in use however many members there are, and every message that arrived
+    /// in the tick leaves in that one write.
+    pub fn request_drained(self) {
+        self.core.request_drained(self.token);
+    }
+
+    /// Closes it once its queued output is flushed (see [`Context::close`]).
+    pub fn close(self) {
+        self.core.close(self.token);
+    }
+
+    /// Drops it at once, queued output and all: how a fan-out server cuts off a consumer
+    /// that stopped reading, without waiting for it to drain.
+    pub fn abort(self) {
+        self.core.abort(self.token);
+    }
+
+    /// Arms its timer `id` to fire after `after`, in its handler. (An interactive client's
+    /// stdin handler sends through the UDP socket, and the reply timeout belongs to the
+    /// socket, which outlives stdin's EOF.)
+    pub fn set_timer(self, id: TimerId, after: Duration) {
+        let at = self.core.now + after;
+        self.set_timer_at(id, at);
+    }
+
+    /// Arms its timer `id` to fire at `at` (re-arming moves it).
+    pub fn set_timer_at(self, id: TimerId, at: Instant) {
+        let core = self.core;
+        if let Some(e) = core.entries.get_mut(self.token) {
+            core.timers
+                .arm(&mut e.timers, self.token, Kind::Handler(id), at);
+        }
+    }
+
+    /// Disarms its timer `id` (nothing happens if it is not armed).
+    pub fn cancel_timer(self, id: TimerId) {
+        if let Some(e) = self.core.entries.get_mut(self.token) {
+            Timers::cancel(&mut e.timers, Kind::Handler(id));
+        }
+    }
+
+    /// Sends a datagram from it, a UDP socket (an interactive client's stdin handler sends
+    /// what the user typed through its socket). Fails if it is gone or not a UDP socket:
+    /// see [`Context::send_to`].
+    pub fn send_to(self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.core.send_to(self.token, bytes, to)
+    }
+}
+
 pub(crate) fn connect(
     core: &mut Core,
     service: Rc<str>,
@@ -310,7 +394,7 @@ pub(crate) fn connect(
         Some(handler),
     )?;
     let with_tls = tls.is_some();
-    if let Some(e) = core.get_mut(token) {
+    if let Some(e) = core.entries.get_mut(token) {
         e.tls = tls.map(PendingTls::new);
     }
     log::trace!(
@@ -322,5 +406,5 @@ pub(crate) fn connect(
 }
 
 fn service_of(core: &Core, token: Token) -> &str {
-    core.get(token).map_or("?", |e| &e.service)
+    core.entries.get(token).map_or("?", |e| &e.service)
 }

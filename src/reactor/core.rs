@@ -7,7 +7,7 @@
 
 use super::buffer::BufPool;
 use super::config::{Config, UDP_BACKLOG_MAX};
-use super::entry::{Entry, Io, ShowInterest, Who};
+use super::entry::{Entries, Entry, Io, ShowInterest, Who};
 use super::handler::{CloseReason, Handler};
 use super::lifecycle::{Input, State};
 use super::notify::Inbox;
@@ -15,9 +15,8 @@ use super::resolver::Resolver;
 use super::timer::{Kind, Timers};
 use super::tls::{PendingTls, TlsRole};
 use super::{Context, Stats, Token};
-use log::{debug, trace};
+use log::trace;
 use mio::{Interest, Registry, Waker};
-use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +31,8 @@ use std::time::Instant;
 const WRITE_BUDGET: usize = 1024 * 1024;
 
 pub(crate) struct Core {
-    pub entries: Slab<Entry>,
+    /// Every entry, looked up by token (see [`Entries`]).
+    pub entries: Entries,
     pub generations: super::token::Generations,
     pub timers: Timers,
     pub pool: BufPool,
@@ -69,12 +69,27 @@ pub(crate) struct Core {
     pub loop_times: super::watch::LoopTimes,
 }
 
+/// The counts a learner looks at first (the full picture is [`Core::snapshot`]).
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("entries", &self.entries.len())
+            .field("timers", &self.timers.len())
+            .field("dirty", &self.dirty.len())
+            .field("ready", &self.ready.len())
+            .field("now", &self.now)
+            .field("shutdown_requested", &self.shutdown_requested)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Core {
     pub(crate) fn new(registry: Registry, waker: Arc<Waker>, config: Config) -> Core {
         Core {
             inbox: Inbox::new(Arc::clone(&waker)),
             resolver: Resolver::new(config.resolver, waker),
-            entries: Slab::new(),
+            entries: Entries::default(),
             generations: super::token::Generations::new(),
             timers: Timers::default(),
             pool: BufPool::default(),
@@ -92,15 +107,6 @@ impl Core {
             shutdown_requested: false,
             shutdown_deadline: None,
         }
-    }
-
-    /// The live entry `token` names, or `None` if it is gone (or its slot has a new occupant).
-    pub(crate) fn get(&self, token: Token) -> Option<&Entry> {
-        entry(&self.entries, token)
-    }
-
-    pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut Entry> {
-        entry_mut(&mut self.entries, token)
     }
 
     /// Puts a new entry in the slab and registers its source with `interest`.
@@ -140,7 +146,7 @@ impl Core {
 
     /// Queues `token` to be serviced next tick without an event (once, however often asked).
     pub(crate) fn push_ready(&mut self, token: Token) {
-        if let Some(e) = self.get_mut(token) {
+        if let Some(e) = self.entries.get_mut(token) {
             if !e.in_ready {
                 e.in_ready = true;
                 self.ready.push_back(token);
@@ -149,7 +155,7 @@ impl Core {
     }
 
     pub(crate) fn mark_dirty(&mut self, token: Token) {
-        if let Some(e) = self.get_mut(token) {
+        if let Some(e) = self.entries.get_mut(token) {
             if !e.dirty {
                 e.dirty = true;
                 self.dirty.push(token);
@@ -164,11 +170,11 @@ impl Core {
         token: Token,
         f: impl FnOnce(&mut dyn Handler, &mut Context<'_>),
     ) {
-        let Some(mut handler) = self.get_mut(token).and_then(|e| e.handler.take()) else {
+        let Some(mut handler) = self.entries.get_mut(token).and_then(|e| e.handler.take()) else {
             return;
         };
         f(&mut *handler, &mut Context::new(self, token));
-        if let Some(e) = self.get_mut(token) {
+        if let Some(e) = self.entries.get_mut(token) {
             e.handler = Some(handler);
         }
         self.mark_dirty(token);
@@ -177,7 +183,7 @@ impl Core {
     /// Arms the entry's idle timeout from now, if it has one.
     pub(crate) fn touch(&mut self, token: Token) {
         let now = self.now;
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         if let Some(idle) = e.idle_timeout {
@@ -196,7 +202,9 @@ impl Core {
     /// and reading stops until then, so no plaintext that follows the request is taken for
     /// the peer's handshake or handed to the handler.
     pub(crate) fn start_tls(&mut self, token: Token, role: TlsRole) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
         if e.state == State::Open && matches!(&e.io, Io::Stream(t) if !t.is_tls()) {
             let mut pending = PendingTls::new(role);
             pending.plaintext_left = e.out.len();
@@ -205,10 +213,34 @@ impl Core {
         }
     }
 
+    /// Pauses (`true`) or resumes a connection's reading for its handler (see
+    /// [`Context::pause_reading`]). A resume reads what waits in the kernel's buffer next
+    /// tick: that data's edge may have been spent while paused, so no event would come.
+    pub(crate) fn pause_reading(&mut self, token: Token, pause: bool) {
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
+        if !matches!(e.io, Io::Stream(_) | Io::Detached) || e.handler_paused == pause {
+            return;
+        }
+        e.handler_paused = pause;
+        trace!(
+            "  {} reading {} by the handler",
+            Who(&e.service, token),
+            if pause { "paused" } else { "resumed" }
+        );
+        if !pause {
+            self.push_ready(token);
+        }
+        self.mark_dirty(token);
+    }
+
     /// Drops a connection at the end of this callback, queued output and all (a slow
     /// consumer cut off, a peer that broke the protocol beyond answering).
     pub(crate) fn abort(&mut self, token: Token) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
         if e.state != State::Closed {
             e.aborted = true;
             self.mark_dirty(token);
@@ -216,9 +248,11 @@ impl Core {
     }
 
     /// Asks for `token`'s `drained` to run in this tick's flush even if its queue is empty
-    /// (see [`Context::request_drained`]).
+    /// (see [`Other::request_drained`](super::Other::request_drained)).
     pub(crate) fn request_drained(&mut self, token: Token) {
-        let Some(e) = self.get_mut(token) else { return };
+        let Some(e) = self.entries.get_mut(token) else {
+            return;
+        };
         if e.state == State::Open {
             e.drain_requested = true;
             self.mark_dirty(token);
@@ -226,29 +260,33 @@ impl Core {
     }
 
     /// Queues a datagram on a UDP entry (bounded by [`UDP_BACKLOG_MAX`]); the queue goes
-    /// out in batches when the entry is settled at the end of the tick.
-    pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) {
-        let Some(e) = self
-            .entries
-            .get_mut(token.key())
-            .filter(|e| e.token == token)
-        else {
-            return;
+    /// out in batches when the entry is settled at the end of the tick. Past the bound the
+    /// datagram is dropped and counted, and that is still `Ok`: UDP may lose it anyway.
+    /// An error means the caller asked the wrong entry (see [`Context::send_to`]).
+    pub(crate) fn send_to(&mut self, token: Token, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        let Some(e) = self.entries.get_mut(token) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("send_to: {token} is gone"),
+            ));
         };
         let Io::Udp(udp) = &mut e.io else {
-            debug!(
-                "{}: send_to on a {} entry ignored",
-                Who(&e.service, token),
-                e.io.source()
-            );
-            return;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "send_to on {}, a {} entry: only a UDP socket sends datagrams",
+                    Who(&e.service, token),
+                    e.io.source()
+                ),
+            ));
         };
         if udp.queue.bytes() + bytes.len() > UDP_BACKLOG_MAX {
             self.stats.datagrams_dropped += 1;
-            return;
+            return Ok(());
         }
         udp.queue.push(bytes, to);
         self.mark_dirty(token);
+        Ok(())
     }
 
     /// Hands every finished name lookup to the handler that asked for it.
@@ -292,7 +330,9 @@ impl Core {
         let before = self.timers.len();
         let entries = &self.entries;
         self.timers.compact(|token, seq| {
-            entry(entries, token).is_some_and(|e| Timers::stands_for(&e.timers, seq))
+            entries
+                .get(token)
+                .is_some_and(|e| Timers::stands_for(&e.timers, seq))
         });
         trace!("timers: compacted {before} -> {}", self.timers.len());
     }
@@ -304,7 +344,7 @@ impl Core {
         let now = self.now;
         self.compact_timers();
         while let Some(due) = self.timers.pop_due(now) {
-            let Some(e) = entry_mut(&mut self.entries, due.token) else {
+            let Some(e) = self.entries.get_mut(due.token) else {
                 continue;
             };
             let Some(kind) = self.timers.settle(&mut e.timers, &due, now) else {
@@ -340,19 +380,20 @@ impl Core {
     /// flush its output, tell the state machine what the flush means (closing: all written;
     /// an upgrade: the plaintext before it written), apply backpressure, fix its interest.
     pub(crate) fn settle(&mut self, token: Token) {
-        if self.get(token).is_some_and(|e| e.aborted) {
+        if self.entries.get(token).is_some_and(|e| e.aborted) {
             self.end(token, CloseReason::Aborted);
             return;
         }
         let mut written = 0;
-        // Asked for with `Context::request_drained`: `drained` runs even if nothing was
+        // Asked for with `Other::request_drained`: `drained` runs even if nothing was
         // queued (a fan-out member pulls its next bytes right before its own write).
         let mut requested = self
+            .entries
             .get_mut(token)
             .is_some_and(|e| std::mem::take(&mut e.drain_requested));
         let now_ms = self.now_ms();
         loop {
-            let Some(e) = entry_mut(&mut self.entries, token) else {
+            let Some(e) = self.entries.get_mut(token) else {
                 return;
             };
             e.dirty = false;
@@ -371,7 +412,7 @@ impl Core {
                     return;
                 }
             }
-            let Some(e) = entry_mut(&mut self.entries, token) else {
+            let Some(e) = self.entries.get_mut(token) else {
                 return;
             };
             if written > 0 {
@@ -388,7 +429,9 @@ impl Core {
                 break;
             }
             self.call(token, |h, cx| h.drained(cx));
-            let Some(e) = self.get_mut(token) else { return };
+            let Some(e) = self.entries.get_mut(token) else {
+                return;
+            };
             if e.out.is_empty() {
                 break;
             }
@@ -401,12 +444,12 @@ impl Core {
 
         // A buffer taken by `Context::output()` but never written to goes back to the pool:
         // an idle connection holds none.
-        if let Some(e) = entry_mut(&mut self.entries, token) {
+        if let Some(e) = self.entries.get_mut(token) {
             if e.out.is_empty() {
                 e.out.clear(&mut self.pool);
             }
         }
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         e.dirty = false;
@@ -420,7 +463,7 @@ impl Core {
         }
         let high = self.config.high_water;
         let low = self.config.low_water;
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
 
@@ -476,17 +519,6 @@ impl Core {
             }
         }
     }
-}
-
-/// The live entry `token` names, borrowing only the slab (so the caller can use the
-/// other fields of `Core` at the same time).
-fn entry(entries: &Slab<Entry>, token: Token) -> Option<&Entry> {
-    entries.get(token.key()).filter(|e| e.token == token)
-}
-
-/// [`entry`], to change.
-pub(crate) fn entry_mut(entries: &mut Slab<Entry>, token: Token) -> Option<&mut Entry> {
-    entries.get_mut(token.key()).filter(|e| e.token == token)
 }
 
 fn udp_backlog_empty(io: &Io) -> bool {

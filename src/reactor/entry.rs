@@ -13,12 +13,64 @@ use super::tls::{PendingTls, ServerTls};
 use super::transport::Transport;
 use mio::Interest;
 use mio::net::{TcpListener, UdpSocket};
+use slab::Slab;
 use std::fmt;
 use std::fs::File;
 use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// The slab of entries, looked up by [`Token`]: the one place that checks a token's
+/// generation against the entry in its slot.
+///
+/// A slab key is reused as soon as an entry is removed, so a token from an old event, an
+/// old timer or a handler that kept it may name a slot that now holds someone else:
+/// [`get`](Entries::get) and [`get_mut`](Entries::get_mut) answer `None` for it. They are
+/// methods of this field rather than of `Core` so that a caller can hold an entry and,
+/// at the same time, the other fields of `Core` (`core.timers.arm(&mut e.timers, ..)`):
+/// Rust splits borrows between fields, not through a method's `&mut self`.
+#[derive(Default)]
+pub(crate) struct Entries {
+    slab: Slab<Entry>,
+}
+
+impl Entries {
+    /// The live entry `token` names, or `None` if it is gone (or its slot has a new occupant).
+    pub(crate) fn get(&self, token: Token) -> Option<&Entry> {
+        self.slab.get(token.key()).filter(|e| e.token == token)
+    }
+
+    /// [`get`](Entries::get), to change.
+    pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut Entry> {
+        self.slab.get_mut(token.key()).filter(|e| e.token == token)
+    }
+
+    /// The slot the next entry will take (its key goes into the new entry's token).
+    pub(crate) fn vacant_entry(&mut self) -> slab::VacantEntry<'_, Entry> {
+        self.slab.vacant_entry()
+    }
+
+    /// Takes the entry `token` names out of the slab. Panics if it is not there: callers
+    /// look it up first.
+    pub(crate) fn remove(&mut self, token: Token) -> Entry {
+        let e = self.slab.remove(token.key());
+        debug_assert!(e.token == token, "removed {} for {token}", e.token);
+        e
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.slab.iter().map(|(_, e)| e)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+}
 
 /// A function that makes a handler for each accepted connection, given the peer's address.
 pub(crate) type Factory = Box<dyn FnMut(SocketAddr) -> Box<dyn Handler>>;
@@ -136,6 +188,9 @@ pub(crate) struct Entry {
     /// Backpressure: the output queue passed the high-water mark; reading stops until it
     /// falls below the low-water mark.
     pub read_paused: bool,
+    /// The handler paused its own reading ([`Context::pause_reading`](super::Context)).
+    /// Kept apart from `read_paused` so that the end of backpressure does not undo it.
+    pub handler_paused: bool,
     /// What epoll currently watches for this fd.
     pub registered: Option<Interest>,
     pub timers: Vec<Slot>,
@@ -185,6 +240,7 @@ impl Entry {
             state,
             peer_eof: false,
             read_paused: false,
+            handler_paused: false,
             registered: None,
             timers: Vec::new(),
             dirty: false,
@@ -204,7 +260,9 @@ impl Entry {
         match self.state {
             // A TLS upgrade was asked for: what follows on the wire is the peer's handshake,
             // read by the TLS layer once the plaintext before it is flushed.
-            State::Open => !self.peer_eof && !self.read_paused && self.tls.is_none(),
+            State::Open => {
+                !self.peer_eof && !self.read_paused && !self.handler_paused && self.tls.is_none()
+            }
             State::Lingering => true,
             State::Connecting | State::Handshaking { .. } | State::Closing | State::Closed => false,
         }

@@ -57,7 +57,7 @@ pub trait Handler {
     }
 
     /// The output queue has been written to the kernel completely (or it is empty and
-    /// [`Context::request_drained`] asked for this call). A handler that streams (a large
+    /// [`Other::request_drained`](super::Other::request_drained) asked for this call). A handler that streams (a large
     /// file, a chat room's log) writes its next chunk here, so memory stays bounded by one
     /// chunk.
     fn drained(&mut self, cx: &mut Context<'_>) {

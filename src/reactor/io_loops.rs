@@ -14,7 +14,7 @@
 use super::Token;
 use super::admission::pause_listener;
 use super::config::{ACCEPT_BUDGET, DATAGRAM_BUDGET};
-use super::core::{Core, entry_mut};
+use super::core::Core;
 use super::entry::{Entry, Io, Who};
 use super::handler::CloseReason;
 use super::lifecycle::{Input, State};
@@ -37,7 +37,7 @@ pub(crate) fn accept(core: &mut Core, token: Token) {
             io: Io::Listener(l),
             service,
             ..
-        }) = entry_mut(&mut core.entries, token)
+        }) = core.entries.get_mut(token)
         else {
             return;
         };
@@ -102,7 +102,7 @@ pub(crate) fn accept(core: &mut Core, token: Token) {
                 continue;
             }
         };
-        if let Some(e) = core.get_mut(new) {
+        if let Some(e) = core.entries.get_mut(new) {
             e.idle_timeout = idle;
             e.tls = tls.map(|server| PendingTls::new(TlsRole::Server(server)));
         }
@@ -132,7 +132,7 @@ pub(crate) fn finish_connect(core: &mut Core, token: Token) {
         io: Io::Stream(transport),
         service,
         ..
-    }) = core.get_mut(token)
+    }) = core.entries.get_mut(token)
     else {
         return;
     };
@@ -171,7 +171,7 @@ pub(crate) fn read_stream(core: &mut Core, buf: &mut [u8], token: Token, until_w
     let mut budget = core.config.read_budget;
     let now_ms = core.now_ms();
     loop {
-        let Some(e) = entry_mut(&mut core.entries, token) else {
+        let Some(e) = core.entries.get_mut(token) else {
             return;
         };
         if !e.wants_read() {
@@ -247,7 +247,7 @@ pub(crate) fn recv_datagrams(core: &mut Core, batch: &mut Option<Box<RecvBatch>>
             io: Io::Udp(udp),
             service,
             ..
-        }) = entry_mut(&mut core.entries, token)
+        }) = core.entries.get_mut(token)
         else {
             return;
         };
@@ -255,7 +255,7 @@ pub(crate) fn recv_datagrams(core: &mut Core, batch: &mut Option<Box<RecvBatch>>
             Ok(n) => {
                 trace!("  {} received {n} datagram(s)", Who(service, token));
                 let now_ms = core.now_ms();
-                if let Some(e) = entry_mut(&mut core.entries, token) {
+                if let Some(e) = core.entries.get_mut(token) {
                     e.meter.bytes_in += (0..n).map(|i| batch.get(i).0.len() as u64).sum::<u64>();
                     e.meter.active_ms = now_ms;
                 }
@@ -291,7 +291,7 @@ pub(crate) fn recv_datagrams(core: &mut Core, batch: &mut Option<Box<RecvBatch>>
 pub(crate) fn read_stdin(core: &mut Core, buf: &mut [u8], token: Token) {
     let mut budget = core.config.read_budget;
     loop {
-        let Some(e) = entry_mut(&mut core.entries, token) else {
+        let Some(e) = core.entries.get_mut(token) else {
             return;
         };
         if e.peer_eof || e.state != State::Open {

@@ -36,7 +36,7 @@
 //! `Open` from the start and leave through `Close` or `End`.
 
 use super::Token;
-use super::core::{Core, entry_mut};
+use super::core::Core;
 use super::entry::{Io, Who};
 use super::handler::CloseReason;
 use super::timer::{Kind, Timers};
@@ -166,7 +166,7 @@ impl Core {
     /// Moves `token`'s entry by `input` (see [`step`]) and carries out the effect.
     pub(crate) fn advance(&mut self, token: Token, input: Input) {
         let now = self.now;
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         let facts = Facts {
@@ -226,7 +226,7 @@ impl Core {
 
     /// Starts or resumes `token`'s TLS handshake, and moves it on when it is done.
     pub(crate) fn handshake(&mut self, token: Token) {
-        let Some(e) = entry_mut(&mut self.entries, token) else {
+        let Some(e) = self.entries.get_mut(token) else {
             return;
         };
         let Io::Stream(transport) = &mut e.io else {
@@ -273,11 +273,11 @@ impl Core {
 
     /// Removes an entry now: the handler's `closed` runs, the socket is closed.
     fn remove(&mut self, token: Token, reason: CloseReason) {
-        if let Some(e) = self.get(token) {
+        if let Some(e) = self.entries.get(token) {
             trace!("  {} closed ({reason})", Who(&e.service, token));
         }
         self.call(token, |h, cx| h.closed(cx, &reason));
-        let mut e = self.entries.remove(token.key());
+        let mut e = self.entries.remove(token);
         e.out.clear(&mut self.pool);
         if let Io::Listener(l) = &e.io {
             self.unused_reserve -= l.reserved.saturating_sub(l.open);

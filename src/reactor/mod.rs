@@ -48,7 +48,7 @@ mod transport;
 pub mod watch;
 
 pub use config::{Config, FD_RESERVE, READ_BUFFER, open_file_limit};
-pub use context::Context;
+pub use context::{Context, Other};
 pub use handler::{CloseReason, Handler};
 pub use notify::{Notifier, Report};
 pub use resolver::{LookupId, Resolve};
@@ -133,6 +133,15 @@ pub struct Reactor {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Receive slots for `recvmmsg`, made when the first datagram is read.
     udp_batch: Option<Box<RecvBatch>>,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("core", &self.core)
+            .field("handles_signals", &self.signals.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reactor {
@@ -316,8 +325,10 @@ impl Reactor {
 
     /// Adds a task: an entry with no socket, whose handler runs on timers, name lookups
     /// ([`Context::resolve`]) and the connections it opens ([`Context::connect`]). Its
-    /// `opened` runs now; it leaves when it closes itself. The HTTP client's session and
-    /// the downloader are tasks: the work outlives any one connection.
+    /// `opened` runs now; it leaves when it closes itself (or another entry closes it).
+    /// The HTTP client's session and the downloader are tasks: the work outlives any one
+    /// connection. So is the load generator's clock, a task with nothing but timers: a
+    /// timer that belongs to no connection.
     pub fn spawn(&mut self, service: &str, handler: Box<dyn Handler>) -> io::Result<Token> {
         let token = self
             .core
@@ -359,7 +370,7 @@ impl Reactor {
             token.to_mio(),
             Interest::READABLE,
         );
-        let Some(e) = self.core.get_mut(token) else {
+        let Some(e) = self.core.entries.get_mut(token) else {
             unreachable!("just inserted")
         };
         match registered {
@@ -373,7 +384,7 @@ impl Reactor {
                 self.core.push_ready(token);
             }
             Err(err) => {
-                self.core.entries.remove(token.key());
+                self.core.entries.remove(token);
                 return Err(err);
             }
         }
@@ -477,7 +488,7 @@ impl Reactor {
                 }
                 t => {
                     let token = Token::from_mio(t);
-                    let Some(e) = self.core.get(token) else {
+                    let Some(e) = self.core.entries.get(token) else {
                         // The connection this event was for is gone (maybe replaced by a new
                         // one in the same slot): the generation tells, and the event is dropped.
                         self.core.stats.stale_events += 1;
@@ -539,10 +550,10 @@ impl Reactor {
     /// epoll cannot watch) as if an event had arrived.
     fn run_ready(&mut self, ready: VecDeque<Token>) {
         for token in ready {
-            if let Some(e) = self.core.get_mut(token) {
+            if let Some(e) = self.core.entries.get_mut(token) {
                 e.in_ready = false;
             }
-            let Some(e) = self.core.get(token) else {
+            let Some(e) = self.core.entries.get(token) else {
                 continue;
             };
             let paused = matches!(&e.io, Io::Listener(l) if l.paused);
@@ -566,13 +577,13 @@ impl Reactor {
         }
         let grace = self.core.config.shutdown_grace;
         self.core.shutdown_deadline = Some(Instant::now() + grace);
-        let tokens: Vec<Token> = self.core.entries.iter().map(|(_, e)| e.token).collect();
+        let tokens: Vec<Token> = self.core.entries.iter().map(|e| e.token).collect();
         info!(
             "shutting down: listeners closed, {} entries get {grace:?} to finish",
             tokens.len()
         );
         for token in tokens {
-            match self.core.get(token).map(|e| e.io.source()) {
+            match self.core.entries.get(token).map(|e| e.io.source()) {
                 Some(Source::Listener) => self.core.end(token, CloseReason::Shutdown),
                 Some(_) => self.core.call(token, |h, cx| h.shutdown(cx)),
                 None => {}
@@ -582,7 +593,7 @@ impl Reactor {
     }
 
     fn drop_everything(&mut self) {
-        let tokens: Vec<Token> = self.core.entries.iter().map(|(_, e)| e.token).collect();
+        let tokens: Vec<Token> = self.core.entries.iter().map(|e| e.token).collect();
         warn!(
             "shutdown grace period over: dropping {} entries",
             tokens.len()

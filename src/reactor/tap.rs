@@ -27,6 +27,15 @@ pub struct Tap {
     ring: Mutex<Ring>,
 }
 
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap")
+            .field("watching", &self.watching)
+            .field("lines", &self.ring.lock().map_or(0, |r| r.lines.len()))
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct Ring {
     lines: VecDeque<(u64, String)>,

@@ -38,6 +38,14 @@ pub struct TestBed {
     _poll: mio::Poll,
 }
 
+impl std::fmt::Debug for TestBed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBed")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for TestBed {
     fn default() -> Self {
         TestBed::new()
@@ -75,7 +83,7 @@ impl TestBed {
 
     /// Delivers `bytes` as if read from the peer.
     pub fn data(&mut self, token: Token, bytes: &[u8]) {
-        if self.core.get(token).is_some_and(|e| e.wants_read()) {
+        if self.core.entries.get(token).is_some_and(|e| e.wants_read()) {
             self.core.call(token, |h, cx| h.data(cx, bytes));
             self.settle();
         }
@@ -83,7 +91,7 @@ impl TestBed {
 
     /// Delivers the peer's EOF.
     pub fn eof(&mut self, token: Token) {
-        if let Some(e) = self.core.get_mut(token) {
+        if let Some(e) = self.core.entries.get_mut(token) {
             e.peer_eof = true;
             self.core.call(token, |h, cx| h.eof(cx));
             self.settle();
@@ -133,7 +141,7 @@ impl TestBed {
     /// reactor, a queue that this empties brings a `drained` call, so a handler that
     /// streams queues its next chunk.
     pub fn take_output(&mut self, token: Token) -> Vec<u8> {
-        let Some(e) = super::core::entry_mut(&mut self.core.entries, token) else {
+        let Some(e) = self.core.entries.get_mut(token) else {
             return Vec::new();
         };
         let out = e.out.pending().to_vec();
@@ -149,12 +157,15 @@ impl TestBed {
 
     /// The handler asked to close (output may still be waiting to be taken).
     pub fn is_closing(&self, token: Token) -> bool {
-        self.core.get(token).is_none_or(|e| e.state != State::Open)
+        self.core
+            .entries
+            .get(token)
+            .is_none_or(|e| e.state != State::Open)
     }
 
     /// The connection is gone: closed and its output taken.
     pub fn is_closed(&self, token: Token) -> bool {
-        self.core.get(token).is_none()
+        self.core.entries.get(token).is_none()
     }
 
     fn settle(&mut self) {
@@ -190,6 +201,95 @@ mod tests {
         }
     }
 
+    /// Pauses its reading on the first chunk and answers it with more than the high-water
+    /// mark; resumes on its timer. Records every chunk it is handed.
+    struct Pauser(std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
+    impl Handler for Pauser {
+        fn data(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+            let first = self.0.borrow().is_empty();
+            self.0.borrow_mut().push(bytes.to_vec());
+            if first {
+                cx.pause_reading();
+                cx.write(&vec![b'x'; Config::default().high_water + 1]);
+                cx.set_timer(TimerId(1), Duration::from_secs(1));
+            }
+        }
+        fn timer(&mut self, cx: &mut Context<'_>, _: TimerId) {
+            cx.resume_reading();
+        }
+    }
+
+    #[test]
+    fn a_paused_handler_gets_no_data_until_it_resumes_whatever_backpressure_does() {
+        let mut bed = TestBed::new();
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let t = bed.open(Box::new(Pauser(seen.clone())));
+        bed.data(t, b"one");
+        // Backpressure pauses reading too (the answer is above the high-water mark) and
+        // resumes it once the peer takes the answer: the handler's own pause stays.
+        bed.read_all(t);
+        bed.data(t, b"two");
+        assert_eq!(
+            *seen.borrow(),
+            [b"one".to_vec()],
+            "paused: nothing handed over"
+        );
+        bed.advance(Duration::from_secs(1));
+        bed.data(t, b"three");
+        assert_eq!(*seen.borrow(), [b"one".to_vec(), b"three".to_vec()]);
+    }
+
+    /// Tries to send a datagram from its connection (not a UDP socket) and writes how
+    /// the reactor answered.
+    struct SendsDatagram;
+    impl Handler for SendsDatagram {
+        fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
+            let to = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+            let answer = match cx.send_to(b"ping", to) {
+                Ok(()) => "sent".to_string(),
+                Err(e) => format!("{:?}: {e}", e.kind()),
+            };
+            cx.write(answer.as_bytes());
+        }
+    }
+
+    #[test]
+    fn send_to_on_an_entry_that_is_not_a_udp_socket_is_an_error() {
+        let mut bed = TestBed::new();
+        let t = bed.open(Box::new(SendsDatagram));
+        bed.data(t, b"go");
+        let answer = String::from_utf8(bed.take_output(t)).expect("utf-8");
+        assert!(
+            answer.starts_with("InvalidInput: send_to on test#")
+                && answer.ends_with("a detached entry: only a UDP socket sends datagrams"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_counts_and_the_connection() {
+        let mut bed = TestBed::new();
+        let t = bed.open(Box::new(Delayed));
+        let shown = format!("{bed:?}");
+        assert!(shown.contains("entries: 1, timers: 1"), "{shown}");
+        struct ShowsContext(std::rc::Rc<std::cell::RefCell<String>>);
+        impl Handler for ShowsContext {
+            fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
+                *self.0.borrow_mut() = format!("{cx:?}");
+            }
+        }
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        let c = bed.open(Box::new(ShowsContext(seen.clone())));
+        bed.data(c, b"x");
+        assert!(
+            seen.borrow()
+                .starts_with(&format!("Context {{ me: {c:?}, service: \"test\"")),
+            "{}",
+            seen.borrow()
+        );
+        assert!(!bed.is_closed(t));
+    }
+
     #[test]
     fn request_drained_calls_drained_on_an_empty_queue_and_taking_output_calls_it_again() {
         let mut bed = TestBed::new();
@@ -200,7 +300,7 @@ mod tests {
         struct Poke(Token);
         impl Handler for Poke {
             fn data(&mut self, cx: &mut Context<'_>, _: &[u8]) {
-                cx.request_drained(self.0);
+                cx.on(self.0).request_drained();
             }
         }
         let p = bed.open(Box::new(Poke(t)));
@@ -244,7 +344,7 @@ mod output_tests {
         let mut bed = TestBed::new();
         let t = bed.open(Box::new(Peek));
         bed.data(t, b"x");
-        let e = bed.core.get(t).expect("open");
+        let e = bed.core.entries.get(t).expect("open");
         assert!(e.out.is_empty());
         assert_eq!(e.out.capacity(), 0, "an idle connection holds no buffer");
     }

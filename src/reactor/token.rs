@@ -14,7 +14,7 @@ use std::fmt;
 /// Identifies one connection (or listener, UDP socket, stdin) for as long as it lives.
 ///
 /// A `Token` is small and `Copy`: keep it to reach another connection later (fan-out in a
-/// chat) through [`Context::write_to`](crate::reactor::Context::write_to). Once that
+/// chat) through [`Context::on`](crate::reactor::Context::on). Once that
 /// connection is gone the token stays invalid forever, even after its slot is reused.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token {

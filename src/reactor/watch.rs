@@ -162,7 +162,7 @@ impl Core {
             loop_times: self.loop_times,
             watchers: self.watchers,
         };
-        for (_, e) in self.entries.iter() {
+        for e in self.entries.iter() {
             for slot in &e.timers {
                 match slot.kind() {
                     Kind::Handler(_) => snap.timers.handler += 1,

@@ -27,7 +27,8 @@ impl Handler for EchoServer {
     }
 
     fn datagram(&mut self, cx: &mut Context<'_>, bytes: &[u8], from: SocketAddr) {
-        cx.send_to(bytes, from);
+        cx.send_to(bytes, from)
+            .expect("`datagram` runs on a UDP socket, which can always send");
     }
 }
 
@@ -99,6 +100,20 @@ pub struct EchoClient {
     pub finished: bool,
 }
 
+impl std::fmt::Debug for EchoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoClient")
+            .field("server", &self.server)
+            .field("udp", &self.udp)
+            .field("stdin", &self.stdin)
+            .field("queued", &self.queue.len())
+            .field("awaiting", &self.awaiting)
+            .field("timeouts", &self.timeouts)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EchoClient {
     /// A client for `server` that waits `reply_timeout` for each echo.
     pub fn new(
@@ -136,8 +151,10 @@ impl EchoClient {
         match self.queue.pop_front() {
             Some(line) => {
                 self.seq = self.seq.wrapping_add(1);
-                cx.send_from(udp, line.as_bytes(), self.server);
-                cx.set_timer_on(udp, TimerId(self.seq), self.reply_timeout);
+                if cx.on(udp).send_to(line.as_bytes(), self.server).is_err() {
+                    return self.finish(cx); // the socket is gone: nothing can be sent
+                }
+                cx.on(udp).set_timer(TimerId(self.seq), self.reply_timeout);
                 self.awaiting = Some((self.seq, line));
             }
             None if self.stdin_done => self.finish(cx),
@@ -148,15 +165,17 @@ impl EchoClient {
     fn finish(&mut self, cx: &mut Context<'_>) {
         self.finished = true;
         for t in [self.udp, self.stdin].into_iter().flatten() {
-            cx.close_other(t);
+            cx.on(t).close();
         }
     }
 }
 
 /// The UDP side of an [`EchoClient`].
+#[derive(Debug)]
 pub struct EchoClientUdp(pub Rc<RefCell<EchoClient>>);
 
 /// The stdin side of an [`EchoClient`].
+#[derive(Debug)]
 pub struct EchoClientStdin(pub Rc<RefCell<EchoClient>>);
 
 impl Handler for EchoClientUdp {

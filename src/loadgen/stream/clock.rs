@@ -1,16 +1,16 @@
-//! The run's clock ([`Clock`]): a UDP socket that nothing sends to, there only for its
-//! timers (the reactor's timers belong to entries). It holds the hard stop and, for an
+//! The run's clock ([`Clock`]): a task (an entry with no socket, see
+//! [`Reactor::spawn`](crate::reactor::Reactor::spawn)), there only for its timers (the
+//! reactor's timers belong to entries). It holds the hard stop and, for an
 //! open-loop connection-per-request run, the ticks and deadline of the shared
 //! [`Schedule`](super::state::Schedule); the last [`Conn`](super::conn::Conn) out closes it.
 
 use super::state::Shared;
 use super::{DEADLINE, HARD_STOP, SERVICE, TICK};
 use crate::reactor::{Context, Handler, TimerId};
-use std::net::SocketAddr;
 use std::time::Instant;
 
-/// The clock's handler: a UDP socket that receives nothing and stops the run if the
-/// connections have not all finished by the hard stop.
+/// The clock's handler: a task that stops the run if the connections have not all
+/// finished by the hard stop.
 pub(super) struct Clock {
     pub(super) run: Shared,
     pub(super) hard_stop: Instant,
@@ -26,9 +26,6 @@ impl Handler for Clock {
             cx.set_timer_at(DEADLINE, run.deadline);
         }
     }
-
-    /// Nobody should send here; whatever arrives is ignored.
-    fn datagram(&mut self, _cx: &mut Context<'_>, _bytes: &[u8], _from: SocketAddr) {}
 
     fn timer(&mut self, cx: &mut Context<'_>, id: TimerId) {
         let mut run = self.run.borrow_mut();

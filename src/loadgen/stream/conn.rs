@@ -301,7 +301,7 @@ impl Handler for Conn {
         if run.live == 0 && schedule_done {
             // The last one out: the clock has nothing left to guard.
             if let Some(clock) = run.clock.take() {
-                cx.close_other(clock);
+                cx.on(clock).close();
             }
         }
     }

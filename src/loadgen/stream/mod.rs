@@ -16,9 +16,9 @@
 //! ```
 //!
 //! The reactor's timers belong to entries. The run's hard stop (the deadline plus the
-//! timeout, in case a connect never completes) therefore lives on a *clock*: a UDP socket
-//! on loopback that nothing sends to, the cheapest entry there is, closed by the last
-//! connection so that [`Reactor::run`] returns as soon as the work is done.
+//! timeout, in case a connect never completes) therefore lives on a *clock*: a task
+//! ([`Reactor::spawn`]: an entry with no socket, there for its timers), closed by the
+//! last connection so that [`Reactor::run`] returns as soon as the work is done.
 //!
 //! # Open loop, one connection per request
 //!
@@ -59,7 +59,6 @@ use crate::reactor::{Config, Reactor, TimerId};
 use clock::Clock;
 use conn::Conn;
 use state::shared;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Stop sending: the plan's duration is over.
@@ -84,12 +83,9 @@ pub(super) fn run(plan: &Plan, factory: DriverFactory) -> Result<Report, LoadErr
     let start = Instant::now();
     let deadline = start + plan.duration;
     let run = shared(plan, start, factory);
-    // The clock lives on loopback whatever the target: it only holds a timer.
-    let loopback: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
     let hard_stop = deadline + plan.timeout + HARD_STOP_SLACK;
-    reactor.bind_udp(
+    reactor.spawn(
         SERVICE,
-        loopback,
         Box::new(Clock {
             run: run.clone(),
             hard_stop,

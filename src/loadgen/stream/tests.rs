@@ -5,6 +5,7 @@
 use super::*;
 use crate::loadgen::{HttpGet, SmtpSend, TimeConnect};
 use crate::reactor::testing::TestBed;
+use std::net::SocketAddr;
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 

@@ -58,6 +58,18 @@ pub struct ChatClient {
     pub ending: Option<Ending>,
 }
 
+impl std::fmt::Debug for ChatClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatClient")
+            .field("nick", &self.nick)
+            .field("conn", &self.conn)
+            .field("stdin", &self.stdin)
+            .field("said_bye", &self.said_bye)
+            .field("ending", &self.ending)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ChatClient {
     /// A client in `mode`, printing to `out`. `nick`, if given, is sent first (lines) or
     /// used for every message (raw). `interactive` shows prompts (raw mode, a terminal).
@@ -85,7 +97,7 @@ impl ChatClient {
     fn send(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
         match self.conn {
             Some(conn) => {
-                cx.write_to(conn, bytes);
+                cx.on(conn).write(bytes);
             }
             None => self.early.extend_from_slice(bytes),
         }
@@ -157,15 +169,17 @@ impl ChatClient {
             self.ending = Some(ending);
         }
         for t in [self.conn.take(), self.stdin.take()].into_iter().flatten() {
-            cx.close_other(t);
+            cx.on(t).close();
         }
     }
 }
 
 /// The socket side of a [`ChatClient`].
+#[derive(Debug)]
 pub struct ChatClientConn(pub Rc<RefCell<ChatClient>>);
 
 /// The stdin side of a [`ChatClient`].
+#[derive(Debug)]
 pub struct ChatClientStdin(pub Rc<RefCell<ChatClient>>);
 
 impl Handler for ChatClientConn {

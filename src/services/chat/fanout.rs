@@ -37,7 +37,7 @@
 //!
 //! - **publish** appends the formatted line to the log once (`format::message` writes
 //!   straight into it: no allocation and no formatting per recipient), and pokes only the
-//!   members that were idle ([`Context::request_drained`]); in a busy tick the first line
+//!   members that were idle (`cx.on(m).request_drained()`); in a busy tick the first line
 //!   pokes them and the next ones cost nothing per member;
 //! - **pull** runs in a member's `drained`, when the reactor flushes that member at the
 //!   end of the tick: it copies `log[cursor..]` (up to [`CHUNK`]) into the member's queue,
@@ -62,7 +62,7 @@
 //! that stops reading holds the log's front forever. So a member more than [`MAX_UNREAD`]
 //! bytes behind (unpulled log bytes from earlier ticks, plus its own queue) is dropped:
 //! [`Fanout::publish`] returns it, and the caller aborts the connection at once
-//! ([`Context::abort_other`]), which frees its queue, and the log's front with it. This is
+//! (`cx.on(m).abort()`), which frees its queue, and the log's front with it. This is
 //! what IRC servers call a "SendQ exceeded" disconnect.
 //!
 //! Only bytes published in *earlier* ticks count. A member cannot pull before the end of
@@ -108,7 +108,7 @@ struct Member {
     token: Token,
     /// The log offset of the next byte to copy into this member's queue.
     cursor: u64,
-    /// Caught up and idle: it needs a poke ([`Context::request_drained`]) when something
+    /// Caught up and idle: it needs a poke (`cx.on(m).request_drained()`) when something
     /// is published, since no write of its own will bring a `drained`.
     waiting: bool,
     /// Bytes of its latest pulls that may still sit in its queue (counted in
@@ -282,7 +282,7 @@ impl Fanout {
             if let Some(m) = Self::member_mut(&mut self.members, token) {
                 if m.waiting {
                     m.waiting = false;
-                    cx.request_drained(token);
+                    cx.on(token).request_drained();
                 }
             }
         }
@@ -297,7 +297,7 @@ impl Fanout {
         for slot in &mut self.members {
             let Some(m) = slot else { continue };
             // Unpulled bytes from earlier ticks, plus what its queue still holds.
-            let Some(queued) = cx.queued_of(m.token) else {
+            let Some(queued) = cx.on(m.token).queued() else {
                 // Gone without leaving (its handler did not call `leave`): it must not hold
                 // the log's front.
                 self.in_flight -= m.held;
@@ -446,7 +446,7 @@ mod tests {
                 .borrow_mut()
                 .publish(cx, exclude, |log| log.extend_from_slice(bytes));
             for t in &slow {
-                cx.abort_other(*t);
+                cx.on(*t).abort();
             }
             self.slow.borrow_mut().extend(slow);
         }

@@ -88,7 +88,7 @@ impl Handler for RawChatServer {
             let slow = room.publish(cx, exclude, |log| log.extend_from_slice(&message));
             for slow in slow {
                 log::info!("chat-raw: {slow} dropped: more than the cap behind, unread");
-                cx.abort_other(slow);
+                cx.on(slow).abort();
             }
         }
     }

@@ -13,7 +13,7 @@
 //!   notices (joined, left, renamed, dropped) always go to everyone: they are the room's
 //!   own lines, and the joiner's notice is how it learns its nickname was taken;
 //! - a member more than [`MAX_UNREAD`] bytes behind is cut off
-//!   at once ([`Context::abort_other`]: its queue is freed now, not after a flush it would
+//!   at once (`cx.on(m).abort()`: its queue is freed now, not after a flush it would
 //!   never read), and everyone else sees `*** nick was disconnected: too slow`. The member
 //!   itself is not told: a line queued for a reader that does not read is never read.
 //!
@@ -186,7 +186,7 @@ impl Room {
     /// find more; the worklist is there all the same.)
     fn drop_slow(&mut self, cx: &mut Context<'_>, mut slow: Vec<Token>) {
         while let Some(token) = slow.pop() {
-            cx.abort_other(token);
+            cx.on(token).abort();
             if let Some(nick) = self.by_token.remove(&token) {
                 self.by_nick.remove(&nick);
                 log::info!("chat: {nick} dropped: more than the cap behind, unread");

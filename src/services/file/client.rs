@@ -146,6 +146,14 @@ pub struct FileClient {
     scratch: Vec<u8>,
 }
 
+impl std::fmt::Debug for FileClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileClient")
+            .field("job", &self.job)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FileClient {
     /// A client for `job`; the outcome lands in `result`.
     pub fn new(

@@ -95,6 +95,16 @@ pub struct Receiver {
     complete: bool,
 }
 
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("expected_size", &self.expected_size)
+            .field("name", &self.name)
+            .field("complete", &self.complete)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A file that arrived complete and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {

@@ -9,6 +9,7 @@
 //!                          (a file body: first chunk now, the rest from `drained`)
 //!            Err       → the error response, then close
 //! drained ─► next file chunk; at its end finish the response and pump again (pipelining)
+//! pump    ─► pause reading while the protocol wants no bytes (`ServerConn::wants_read`)
 //! timer   ─► header timeout: 408, then close (slowloris)
 //! ```
 //!
@@ -93,6 +94,16 @@ pub struct Shared {
     /// connection's `Option<Box<_>>` is one word, not a whole parser's worth of bytes.
     #[allow(clippy::vec_box)]
     parsers: RefCell<Vec<Box<Active>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("router", &self.router)
+            .field("config", &self.config)
+            .field("idle_parsers", &self.parsers.borrow().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -201,6 +212,16 @@ pub struct HttpConn {
     header_timer: bool,
 }
 
+impl std::fmt::Debug for HttpConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConn")
+            .field("state", &self.state_name())
+            .field("served", &self.served)
+            .field("header_timer", &self.header_timer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpConn {
     /// A handler for a new connection of the service `shared`.
     pub fn new(shared: Rc<Shared>) -> HttpConn {
@@ -218,6 +239,14 @@ impl HttpConn {
             return;
         };
         self.pump_with(cx, &mut a);
+        // Read only while the protocol wants bytes: while a full head's worth of pipelined
+        // requests waits behind a response still going out (a file), the rest stays in the
+        // kernel, and TCP holds the client, instead of growing the input buffer.
+        if a.proto.wants_read() {
+            cx.resume_reading();
+        } else {
+            cx.pause_reading();
+        }
         if a.proto.is_idle() && a.pending.is_none() && a.file.is_none() && a.events.is_none() {
             self.shared.give_parser(a);
         } else {

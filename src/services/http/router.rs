@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// One request, as a route sees it.
+#[derive(Debug)]
 pub struct Request<'a> {
     head: &'a RequestHead,
     method: &'a str,
@@ -103,6 +104,7 @@ impl<'a> Request<'a> {
 }
 
 /// What a response carries.
+#[derive(Debug)]
 pub enum Body {
     /// No body (`Content-Length: 0`, or none at all for 204/304).
     Empty,
@@ -132,6 +134,14 @@ pub struct EventStream {
     pub next: FeedFn,
 }
 
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What feeds an [`EventStream`]: given the route's environment (the reactor's picture on
 /// demand), append the next events.
 pub type FeedFn = Box<dyn FnMut(&Env<'_>, &mut Vec<u8>)>;
@@ -157,6 +167,7 @@ impl Body {
 
 /// A response: status, content type, extra headers, body. `Date`, `Server`,
 /// `Content-Length` and `Connection` are added by the connection.
+#[derive(Debug)]
 pub struct Response {
     /// The status code.
     pub status: u16,
@@ -232,6 +243,15 @@ pub struct Env<'a> {
     pub snapshot: &'a dyn Fn(Page) -> Snapshot,
 }
 
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("stats", &self.stats)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A route's function.
 pub type RouteFn = Box<dyn Fn(&Request<'_>, &Env<'_>) -> Response>;
 
@@ -240,6 +260,25 @@ pub type RouteFn = Box<dyn Fn(&Request<'_>, &Env<'_>) -> Response>;
 pub struct Router {
     routes: Vec<(&'static str, String, RouteFn)>,
     statics: Vec<(String, StaticDir)>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let routes: Vec<String> = self
+            .routes
+            .iter()
+            .map(|(method, path, _)| format!("{method} {path}"))
+            .collect();
+        let statics: Vec<&str> = self
+            .statics
+            .iter()
+            .map(|(prefix, _)| prefix.as_str())
+            .collect();
+        f.debug_struct("Router")
+            .field("routes", &routes)
+            .field("statics", &statics)
+            .finish()
+    }
 }
 
 impl Router {

@@ -90,7 +90,7 @@ impl ConnHandler {
         self.current = None;
         let mut session = self.session.borrow_mut();
         session.report(id, cx.token(), Input::Failed(err));
-        cx.request_drained(session.token);
+        cx.on(session.token).request_drained();
         drop(session);
         cx.abort();
     }
@@ -125,7 +125,7 @@ impl ConnHandler {
                             ),
                         },
                     );
-                    cx.request_drained(s.token);
+                    cx.on(s.token).request_drained();
                     drop(s);
                     cx.close();
                     return;
@@ -143,7 +143,7 @@ impl ConnHandler {
                     cx.set_timer(IDLE_TIMER, idle);
                     self.session.borrow_mut().head(id, &head, cx);
                     self.framer.recycle(head);
-                    cx.request_drained(token);
+                    cx.on(token).request_drained();
                 }
                 ResponseEvent::Body(bytes) => {
                     cx.set_timer(IDLE_TIMER, idle);
@@ -163,7 +163,7 @@ impl ConnHandler {
                             reusable: keep_alive && self.framer.is_idle(),
                         },
                     );
-                    cx.request_drained(s.token);
+                    cx.on(s.token).request_drained();
                     drop(s);
                     if !keep_alive {
                         cx.close();
@@ -189,7 +189,7 @@ impl Handler for ConnHandler {
         cx.cancel_timer(CONNECT_TIMER);
         let mut s = self.session.borrow_mut();
         s.report(self.first, cx.token(), Input::Opened);
-        cx.request_drained(s.token);
+        cx.on(s.token).request_drained();
         drop(s);
         // The session marks the fetch as exchanging when it runs; the request can go now.
         self.send_request(cx);
@@ -246,7 +246,7 @@ impl Handler for ConnHandler {
             };
             s.report(id, token, input);
         }
-        cx.request_drained(s.token);
+        cx.on(s.token).request_drained();
     }
 }
 

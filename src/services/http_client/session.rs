@@ -253,7 +253,7 @@ impl Session {
         }
         if self.finished == self.fetches.len() {
             for (&token, _) in self.conns.iter() {
-                cx.close_other(token);
+                cx.on(token).close();
             }
             cx.close();
         }
@@ -354,7 +354,7 @@ impl Session {
             }
             (Stage::Connecting { conn, .. } | Stage::Exchanging { conn }, Input::Failed(err)) => {
                 self.conns.remove(&conn);
-                cx.abort_other(conn);
+                cx.on(conn).abort();
                 self.finish(id, Err(err));
             }
             (stage, input) => {
@@ -380,7 +380,7 @@ impl Session {
             fetch.reused = true;
             fetch.stage = Stage::Exchanging { conn };
             // The connection writes the request from its own `drained`, this tick.
-            cx.request_drained(conn);
+            cx.on(conn).request_drained();
             return;
         }
         self.fetches[id].reused = false;
@@ -420,7 +420,8 @@ impl Session {
         };
         match opened {
             Ok(conn) => {
-                cx.set_timer_on(conn, CONNECT_TIMER, self.config.connect_timeout);
+                cx.on(conn)
+                    .set_timer(CONNECT_TIMER, self.config.connect_timeout);
                 self.conns.insert(
                     conn,
                     ConnInfo {
@@ -478,7 +479,7 @@ impl Session {
                 Some(Err(e)) => {
                     if let Stage::Exchanging { conn } = fetch.stage {
                         self.conns.remove(&conn);
-                        cx.abort_other(conn);
+                        cx.on(conn).abort();
                     }
                     return self.finish(id, Err(e));
                 }
@@ -492,7 +493,7 @@ impl Session {
         if let Err(e) = fetch.sink.head(&fetch.spec.url, head) {
             if let Stage::Exchanging { conn } = fetch.stage {
                 self.conns.remove(&conn);
-                cx.abort_other(conn);
+                cx.on(conn).abort();
             }
             self.finish(id, Err(FetchError::Sink(e.to_string())));
         }
@@ -520,7 +521,7 @@ impl Session {
             }
             _ => {
                 self.conns.remove(&conn);
-                cx.close_other(conn);
+                cx.on(conn).close();
             }
         }
     }
@@ -557,7 +558,7 @@ impl Session {
     }
 
     /// A connection reports `input` for fetch `id`; the session applies it when it runs
-    /// (the caller pokes it with `request_drained(session)`).
+    /// (the caller pokes it with `cx.on(session).request_drained()`).
     pub(crate) fn report(&mut self, id: usize, conn: Token, input: Input) {
         self.inbox.push((id, Some(conn), input));
     }

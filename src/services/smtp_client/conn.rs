@@ -287,7 +287,7 @@ impl Handler for ConnHandler {
             }
         };
         d.ended = Some(end);
-        cx.request_drained(d.task);
+        cx.on(d.task).request_drained();
     }
 }
 

@@ -13,8 +13,8 @@
 //! ```
 //!
 //! The connection's handler never starts anything itself: it records what happened in
-//! the shared [`Delivery`] and pokes the task (`request_drained`), whose `drained` runs at
-//! the end of the same tick and moves on with its own context.
+//! the shared [`Delivery`] and pokes the task (`cx.on(task).request_drained()`), whose
+//! `drained` runs at the end of the same tick and moves on with its own context.
 
 use super::conn::{CONNECT_TIMER, ConnHandler};
 use super::{DeliveryError, Outcome, Security, SendConfig};
@@ -250,7 +250,8 @@ impl Task {
             };
             match opened {
                 Ok(conn) => {
-                    cx.set_timer_on(conn, CONNECT_TIMER, d.config.connect_timeout);
+                    cx.on(conn)
+                        .set_timer(CONNECT_TIMER, d.config.connect_timeout);
                     return;
                 }
                 // connect(2) itself failed (no route, a bad family): the next address.

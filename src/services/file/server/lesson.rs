@@ -31,6 +31,7 @@ pub struct LessonFile {
 }
 
 /// One lesson-mode connection: sends the document, closes.
+#[derive(Debug)]
 pub struct LessonServer {
     file: Rc<LessonFile>,
     scratch: Rc<RefCell<Vec<u8>>>,

@@ -126,6 +126,14 @@ pub struct RequestServer {
     phase: Phase,
 }
 
+impl std::fmt::Debug for RequestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestServer")
+            .field("state", &self.state_name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl RequestServer {
     /// The factory to pass to [`Reactor::listen_with`](crate::reactor::Reactor::listen_with)
     /// (with [`listen_options`]).
