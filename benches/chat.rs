@@ -10,7 +10,7 @@
 //! times each, and the medians compared: these machines are shared and noisy, so only a
 //! ratio measured in one run means anything.
 //!
-//! For every run it prints what the issue asks for:
+//! For every run it prints:
 //!
 //! - **deliveries/s** and **completion** (time until every client has every line), as
 //!   `chat_load` reports them;

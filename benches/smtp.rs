@@ -361,7 +361,7 @@ fn run_json(r: &[Run]) -> String {
     )
 }
 
-/// What a part of the bench measured against one of the targets.
+/// What a part of the bench measured against the goal it is there to check.
 struct Target {
     what: String,
     /// The ratio measured.

@@ -15,7 +15,7 @@
 
 use clap::Parser;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netloop::reactor::{ClientTls, Reactor};
+use netloop::reactor::Reactor;
 use netloop::services::http_client::{
     Client, ClientConfig, FetchError, RequestSpec, Sink, Summary,
 };
@@ -44,12 +44,8 @@ struct Args {
     /// Overwrite files that exist already.
     #[arg(long)]
     force: bool,
-    /// Trust only the PEM certificates in FILE (a local CA), not the system's (as curl).
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
-    /// Do not verify servers' certificates.
-    #[arg(short = 'k', long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: netloop::cli::TlsClientFlags,
 }
 
 fn main() -> ExitCode {
@@ -78,13 +74,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         fail_on_error_status: true,
         ..ClientConfig::default()
     };
-    if args.cacert.is_some() || args.insecure {
-        if args.insecure {
-            eprintln!("downloader: warning: --insecure: servers' certificates are not checked");
-        }
-        config.tls =
-            Some(ClientTls::new(args.cacert.as_deref(), args.insecure).map_err(|e| e.to_string())?);
-    }
+    config.tls = args.tls.load("downloader")?;
     let bars = MultiProgress::with_draw_target(if io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {

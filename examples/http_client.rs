@@ -18,7 +18,7 @@
 //! stops reading stops this one-connection client, which is what it should do.
 
 use clap::Parser;
-use netloop::reactor::{ClientTls, Config, Reactor};
+use netloop::reactor::{Config, Reactor};
 use netloop::services::http_client::{
     Client, ClientConfig, FetchError, RequestSpec, Sink, Summary,
 };
@@ -67,12 +67,8 @@ struct Args {
     /// Show the connection's life through the reactor's trace.
     #[arg(short = 'v', long)]
     verbose: bool,
-    /// Trust only the PEM certificates in FILE (a local CA), not the system's (as curl).
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<PathBuf>,
-    /// Do not verify the server's certificate (the connection is encrypted, but to whom?).
-    #[arg(short = 'k', long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: netloop::cli::TlsClientFlags,
     /// Seconds to wait for the connection (TCP and TLS) [default: 10].
     #[arg(long, value_name = "SECS")]
     connect_timeout: Option<f64>,
@@ -115,12 +111,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         config.head_timeout = seconds(s)?;
         config.idle_timeout = seconds(s)?;
     }
-    if args.cacert.is_some() || args.insecure {
-        if args.insecure {
-            eprintln!("http_client: warning: --insecure: the server's certificate is not checked");
-        }
-        let tls =
-            ClientTls::new(args.cacert.as_deref(), args.insecure).map_err(|e| e.to_string())?;
+    if let Some(tls) = args.tls.load("http_client")? {
         config.tls = Some(tls);
     }
     let output = match &args.output {

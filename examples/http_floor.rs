@@ -7,8 +7,8 @@
 //! no backpressure, no error responses: every feature of netloop's HTTP server is missing.
 //! `cargo bench --bench http` runs it next to `netloop` and hyper, so what those features
 //! (and the reactor's generality) cost per request is the difference between this column
-//! and netloop's, measured in the same run. It is what the issue calls "a bare mio loop that
-//! only reads, parses with httparse and writes a canned response".
+//! and netloop's, measured in the same run: a bare mio loop that only reads, parses with
+//! httparse and writes a canned response.
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};

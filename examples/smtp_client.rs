@@ -22,7 +22,7 @@
 //! (the others still got the message: its acceptance goes to stdout as usual).
 
 use clap::{ArgGroup, Parser};
-use netloop::reactor::{ClientTls, Reactor};
+use netloop::reactor::Reactor;
 use netloop::services::smtp_client::{
     Attachment, Mailbox, Message, Outcome, Security, SendConfig, SmtpClient, local_hostname,
     message_id,
@@ -73,12 +73,8 @@ struct Args {
     /// flag's value is visible to every user in `ps`.
     #[arg(long, value_name = "FILE", requires = "user")]
     password_file: Option<PathBuf>,
-    /// Trust only the PEM certificates in FILE (a local CA), not the system's.
-    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
-    cacert: Option<PathBuf>,
-    /// Do not verify the server's certificate (encrypted, but to whom?).
-    #[arg(short = 'k', long)]
-    insecure: bool,
+    #[command(flatten)]
+    verify: netloop::cli::TlsClientFlags,
     /// Our name in EHLO and in the Message-ID [default: this machine's hostname].
     #[arg(long, value_name = "NAME")]
     helo: Option<String>,
@@ -175,15 +171,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
         config.reply_timeout = seconds(s)?;
         config.end_of_data_timeout = seconds(s)?;
     }
-    if args.cacert.is_some() || args.insecure {
-        if security == Security::Plain {
-            eprintln!("smtp_client: warning: --cacert and --insecure need --starttls or --tls");
-        }
-        if args.insecure {
-            eprintln!("smtp_client: warning: --insecure: the server's certificate is not checked");
-        }
-        let tls =
-            ClientTls::new(args.cacert.as_deref(), args.insecure).map_err(|e| e.to_string())?;
+    if args.verify.given() && security == Security::Plain {
+        eprintln!("smtp_client: warning: --cacert and --insecure need --starttls or --tls");
+    }
+    if let Some(tls) = args.verify.load("smtp_client")? {
         config.tls = Some(tls);
     }
     if let (Some(user), Some(file)) = (&args.user, &args.password_file) {

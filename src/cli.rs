@@ -126,3 +126,37 @@ impl TlsServerFlags {
         }
     }
 }
+
+/// `--cacert PEM` and `-k/--insecure`: how a client checks servers' certificates, as curl
+/// spells it. Shared by `http_client`, `downloader` and `smtp_client`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsClientFlags {
+    /// Trust only the PEM certificates in FILE (a local CA), not the system's (as curl).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Do not verify the server's certificate (the connection is encrypted, but to whom?).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+}
+
+impl TlsClientFlags {
+    /// The client TLS settings the flags ask for: `None` without either flag (the client
+    /// then uses the system's roots when a server needs TLS). `--insecure` is announced on
+    /// stderr as `<program>: warning: ...`, every time: it must not go unnoticed.
+    pub fn load(&self, program: &str) -> Result<Option<crate::reactor::ClientTls>, String> {
+        if self.cacert.is_none() && !self.insecure {
+            return Ok(None);
+        }
+        if self.insecure {
+            eprintln!("{program}: warning: --insecure: the server's certificate is not checked");
+        }
+        crate::reactor::ClientTls::new(self.cacert.as_deref(), self.insecure)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether either flag was given.
+    pub fn given(&self) -> bool {
+        self.cacert.is_some() || self.insecure
+    }
+}

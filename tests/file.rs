@@ -1,6 +1,7 @@
 //! The file service end to end: the example binaries, the `netloop` binary, the lesson's
 //! own Python server and client, raw sockets for what a well-behaved client never sends,
-//! and every bad input the issue names, with the message each side reports and a check
+//! and every bad input we know of (unsafe names, bad documents, cut transfers, wrong sizes
+//! and hashes), with the message each side reports and a check
 //! that nothing was written.
 
 mod util;

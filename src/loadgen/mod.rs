@@ -103,7 +103,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What to run against whom.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// The server.
+    /// Where the load goes (a resolved address: no lookup runs during a measurement).
     pub target: SocketAddr,
     /// Connections open at once (open loop with a connection-per-request driver: at most
     /// this many).

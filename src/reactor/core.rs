@@ -484,7 +484,11 @@ impl Core {
             );
         }
 
-        // Interest follows the queue.
+        // Interest follows the queue, for entries that have a file descriptor: a task or a
+        // test bed's connection has none to register, and nothing to be ready.
+        if matches!(e.io, Io::Task | Io::Detached) {
+            return;
+        }
         // Connecting: writable is how the kernel says the handshake finished. Handshaking:
         // the TLS handshake may wait for either direction, and it says which only by
         // returning WouldBlock, so both are watched (edge-triggered: each fires once).

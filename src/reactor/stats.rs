@@ -110,7 +110,7 @@ pub struct Counter {
     pub label: &'static str,
     /// What the summary line writes after the value (` B`), usually nothing.
     pub unit: &'static str,
-    /// The count.
+    /// Its value when [`Stats::counters`] was called.
     pub value: u64,
 }
 

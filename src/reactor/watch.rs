@@ -115,7 +115,7 @@ pub struct ConnectionRow {
 /// One listener.
 #[derive(Clone, Debug, Serialize)]
 pub struct ListenerRow {
-    /// The token.
+    /// `#key.generation`, as traces write it.
     pub token: String,
     /// The service's name.
     pub service: String,

@@ -765,7 +765,8 @@ fn errors_read_as_one_line() {
     );
 }
 
-/// Both ends in memory (STYLE rule 10): our client's requests, pipelined, through our
+/// Both ends in memory, so a disagreement between them shows up here, with no socket to
+/// blame: our client's requests, pipelined, through our
 /// server, and the server's responses (Content-Length, chunked, to HEAD) back through the
 /// client, cut every way.
 #[test]

@@ -1,4 +1,5 @@
-//! The two ways an HTTP exchange goes wrong, kept apart (STYLE rule 8):
+//! The two ways an HTTP exchange goes wrong, kept apart because they call for different
+//! answers (the peer gets an error status and a close; our own bug gets no bytes at all):
 //!
 //! - [`HttpError`]: the **peer** broke the protocol. Each variant knows the status code the
 //!   wire answer should carry ([`HttpError::status`]); after one, the connection must close

@@ -1,6 +1,7 @@
 //! How much a request may be before the server refuses it, and why each default is what it
 //! is. Every limit is checked while the bytes are still arriving, so an incomplete request
-//! can never make the connection buffer more than [`Limits::max_head_bytes`] (STYLE rule 4).
+//! can never make the connection buffer more than [`Limits::max_head_bytes`]: a limit
+//! checked only once the head is complete would let a peer that never ends it fill memory.
 
 /// Longest method this server reads before calling the request line garbage. The longest
 /// registered method is `BASELINE-CONTROL` (16 bytes, RFC 3253); nginx refuses methods over

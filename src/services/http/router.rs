@@ -169,13 +169,14 @@ impl Body {
 /// `Content-Length` and `Connection` are added by the connection.
 #[derive(Debug)]
 pub struct Response {
-    /// The status code.
+    /// 200, 404...: the connection writes its reason phrase; 204 and 304 carry no body
+    /// whatever `body` holds.
     pub status: u16,
     /// The `Content-Type` (ignored when the body is empty).
     pub content_type: &'static str,
     /// Any other headers (`Last-Modified`, `Content-Range`, `Location`, `Allow`...).
     pub headers: Vec<(&'static str, String)>,
-    /// The body.
+    /// Bytes, a file streamed from `drained`, or an event stream (see [`Body`]).
     pub body: Body,
 }
 
