@@ -508,6 +508,36 @@ impl ClientSession {
         }
     }
 
+    /// What the session is waiting for from the server, for a timeout's message: "the
+    /// reply to RCPT", "the server's greeting".
+    pub fn awaiting(&self) -> &'static str {
+        match self.phase {
+            Phase::Greeting => "the server's greeting",
+            Phase::Ehlo => "the reply to EHLO",
+            Phase::Helo => "the reply to HELO",
+            Phase::StartTls => "the reply to STARTTLS",
+            Phase::TlsHandshake => "the TLS handshake",
+            Phase::Auth(_) => "the reply to AUTH",
+            Phase::Rset => "the reply to RSET",
+            Phase::Sending(Await::Mail) => "the reply to MAIL",
+            Phase::Sending(Await::Rcpt(_)) => "the reply to RCPT",
+            Phase::Sending(Await::Data) => "the reply to DATA",
+            Phase::Sending(Await::EndOfData | Await::LoneDot) => "the reply to the message",
+            Phase::Quitting => "the reply to QUIT",
+            Phase::Ready | Phase::Closed => "the server",
+        }
+    }
+
+    /// Whether the reply awaited is the one to the message's final dot, which RFC 5321
+    /// §4.5.3.2.6 gives 10 minutes (the server may be filtering or storing the message)
+    /// where every other reply gets 5.
+    pub fn awaits_end_of_data(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Sending(Await::EndOfData | Await::LoneDot)
+        )
+    }
+
     /// The extensions of the last EHLO reply (over TLS, once STARTTLS is done).
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps

@@ -142,7 +142,7 @@ fn transmit(session: &mut ClientSession, cx: &mut Context<'_>) {
 
 /// Arms the reply timer: 10 minutes after the final dot, 5 before (see `SendConfig`).
 fn arm(d: &Delivery, cx: &mut Context<'_>) {
-    let after = if d.session.state_name() == "EndOfData" {
+    let after = if d.session.awaits_end_of_data() {
         d.config.end_of_data_timeout
     } else {
         d.config.reply_timeout
@@ -190,25 +190,6 @@ fn trace_received(token: crate::reactor::Token, bytes: &[u8]) {
     }
 }
 
-/// What the session was waiting for, for a timeout's message.
-fn waiting_for(state: &str) -> &'static str {
-    match state {
-        "Greeting" => "the server's greeting",
-        "Ehlo" => "the reply to EHLO",
-        "Helo" => "the reply to HELO",
-        "StartTls" => "the reply to STARTTLS",
-        "StartingTls" => "the TLS handshake",
-        "Auth" => "the reply to AUTH",
-        "Rset" => "the reply to RSET",
-        "Mail" => "the reply to MAIL",
-        "Rcpt" => "the reply to RCPT",
-        "Data" => "the reply to DATA",
-        "EndOfData" => "the reply to the message",
-        "Quitting" => "the reply to QUIT",
-        _ => "the server",
-    }
-}
-
 impl Handler for ConnHandler {
     fn state_name(&self) -> &'static str {
         self.delivery
@@ -252,13 +233,12 @@ impl Handler for ConnHandler {
         let error = match id {
             CONNECT_TIMER => DeliveryError::Timeout("the connection", d.config.connect_timeout),
             REPLY_TIMER => {
-                let state = d.session.state_name();
-                let after = if state == "EndOfData" {
+                let after = if d.session.awaits_end_of_data() {
                     d.config.end_of_data_timeout
                 } else {
                     d.config.reply_timeout
                 };
-                DeliveryError::Timeout(waiting_for(state), after)
+                DeliveryError::Timeout(d.session.awaiting(), after)
             }
             _ => return,
         };
