@@ -38,6 +38,7 @@ mod lifecycle;
 mod mmsg;
 pub mod notify;
 pub mod resolver;
+mod settle;
 mod stats;
 pub mod tap;
 pub mod testing;
