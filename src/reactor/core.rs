@@ -27,16 +27,27 @@ use std::time::Instant;
 pub(crate) struct Core {
     /// Every entry, looked up by token (see [`Entries`]).
     pub entries: Entries,
+    /// Hands out each new entry's generation, so a token kept after its entry closed (in
+    /// a timer, a room's member list, a report from a helper thread) no longer matches
+    /// the entry that reuses the slot.
     pub generations: super::token::Generations,
+    /// Every armed timer of every entry, one heap ordered by deadline: `poll`'s timeout
+    /// is the earliest one.
     pub timers: Timers,
+    /// Output buffers not in use: a connection holds one only while it has bytes queued,
+    /// so ten thousand idle connections hold none.
     pub pool: BufPool,
+    /// The `Poll`'s registry: how entries (re)register their fds and interest without
+    /// borrowing the `Poll`, which `Reactor::run` holds across the wait.
     pub registry: Registry,
     /// Entries whose output, interest or state may have changed since they were settled.
     pub dirty: Vec<Token>,
     /// Entries to service next tick without waiting for an event (budget ran out, a
     /// listener resumed, stdin that epoll cannot watch).
     pub ready: VecDeque<Token>,
+    /// The counters `/stats` and the summary line show.
     pub stats: Stats,
+    /// The knobs the reactor was made with (limits, budgets, timeouts).
     pub config: Config,
     /// The time of the current tick: read once after `poll` returns.
     pub now: Instant,

@@ -175,13 +175,19 @@ impl Drop for Stdin {
 
 /// One slab entry.
 pub(crate) struct Entry {
+    /// Its own token (slab key and generation), for calls that only have the entry.
     pub token: Token,
     /// The service's name, for traces (`time#4.1`).
     pub service: Rc<str>,
+    /// The OS object: a listener, a TCP stream (plain or TLS), a UDP socket, stdin, or
+    /// none at all (a task, a test bed's connection).
     pub io: Io,
     /// Taken out while one of its callbacks runs.
     pub handler: Option<Box<dyn Handler>>,
+    /// Bytes the handler queued and the kernel has not taken yet (flushed in `settle`).
     pub out: OutQueue,
+    /// Where it is in its life: connecting, handshaking, open, closing, lingering
+    /// (`lifecycle.rs`).
     pub state: State,
     /// The peer closed its side (read returned 0).
     pub peer_eof: bool,
@@ -193,6 +199,8 @@ pub(crate) struct Entry {
     pub handler_paused: bool,
     /// What epoll currently watches for this fd.
     pub registered: Option<Interest>,
+    /// Its armed timers (idle, linger, handshake, the handler's own): which heap entries
+    /// in `Core::timers` still count, so a re-armed timer leaves no second firing.
     pub timers: Vec<Slot>,
     /// Already in `Core::dirty`.
     pub dirty: bool,
@@ -202,6 +210,8 @@ pub(crate) struct Entry {
     pub aborted: bool,
     /// Call the handler's `drained` at the next settle even if the queue was empty.
     pub drain_requested: bool,
+    /// Close after this long without a byte moving either way (from its listener's
+    /// `ListenOptions`).
     pub idle_timeout: Option<Duration>,
     /// The TLS role to take when the handshake starts: set for a TLS connect (used once
     /// connected), an accepted TLS connection, and an upgrade the handler asked for (used

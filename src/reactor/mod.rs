@@ -519,6 +519,9 @@ impl Reactor {
                             self.core.mark_dirty(token);
                         }
                         Source::Stream => {
+                            // An error event (EPOLLERR: a reset, a refused write) is read
+                            // too: `read` is what returns the error itself, so the entry
+                            // ends with the real reason (`Reset`) rather than a guess.
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 read_stream(
                                     &mut self.core,
