@@ -576,7 +576,7 @@ fn the_checker_finds_methods_in_their_impl_blocks_only() {
         None
     );
     assert_eq!(check_name("src/reactor/io_loops.rs", "read_stream"), None);
-    assert_eq!(check_name("src/reactor/core.rs", "Core::settle"), None);
+    assert_eq!(check_name("src/reactor/settle.rs", "Core::settle"), None);
     assert_eq!(
         check_name("src/reactor/handler.rs", "Handler::opened"),
         None

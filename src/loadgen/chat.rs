@@ -291,6 +291,11 @@ struct Client {
     joined_line: String,
     framer: LineFramer,
     phase: Phase,
+    /// When this sender's next line falls due, in an open loop: each deadline is the last
+    /// one plus the interval, not "now" plus the interval, so a tick that fires late does
+    /// not push every later line back (the rate would sag under load). A sender behind its
+    /// schedule sends on every tick until it has caught up.
+    next_send: Option<Instant>,
 }
 
 impl Client {
@@ -369,7 +374,9 @@ impl Handler for Client {
         if let Some(interval) = room.interval
             && !room.stopping
         {
-            cx.set_timer(SEND, interval);
+            let due = self.next_send.unwrap_or_else(|| cx.now()) + interval;
+            self.next_send = Some(due);
+            cx.set_timer_at(SEND, due);
         }
     }
 
@@ -551,6 +558,7 @@ pub fn run_chat(plan: &ChatPlan) -> Result<Report, LoadError> {
             joined_line: format!("*** load{index} joined"),
             framer: LineFramer::new(),
             phase: Phase::Joining,
+            next_send: None,
         };
         match reactor.connect(SERVICE, plan.target, Box::new(client)) {
             Ok(_) => connections += 1,
