@@ -127,9 +127,10 @@ fn main() -> ExitCode {
     // each can always open its share, however many connections the others hold (a room of
     // silent chat members cannot lock HTTP out). See `ListenOptions`.
     let tcp_services = 6 + usize::from(tls.is_some());
-    let share = ListenOptions {
-        reserved: (config.max_connections / 4 / tcp_services).max(1),
-        ..ListenOptions::default()
+    let reserved = (config.max_connections / 4 / tcp_services).max(1);
+    let share_of = move |options: ListenOptions| ListenOptions {
+        reserved,
+        ..options
     };
     let Some(mut reactor) = cli::new_reactor(config) else {
         return ExitCode::FAILURE;
@@ -151,14 +152,15 @@ fn main() -> ExitCode {
         });
         Some(addr)
     };
-    let share_of = |options: ListenOptions| ListenOptions {
-        reserved: share.reserved,
-        ..options
-    };
     let nc = |a: SocketAddr| format!("nc {} {}", a.ip(), a.port());
 
     let addr = SocketAddr::new(args.bind, args.port(args.time_port, time::DEFAULT_PORT));
-    let bound = reactor.listen_with("time", addr, share.clone(), time::TimeServer::factory());
+    let bound = reactor.listen_with(
+        "time",
+        addr,
+        share_of(ListenOptions::default()),
+        time::TimeServer::factory(),
+    );
     if up("time", "tcp", addr, bound, &nc).is_none() {
         return ExitCode::FAILURE;
     }
@@ -176,7 +178,12 @@ fn main() -> ExitCode {
     }
     let addr = SocketAddr::new(args.bind, args.port(args.chat_port, chat::DEFAULT_PORT));
     let room = Rc::new(RefCell::new(Room::new(chat::MAX_UNREAD)));
-    let bound = reactor.listen_with("chat", addr, share.clone(), ChatServer::factory(room));
+    let bound = reactor.listen_with(
+        "chat",
+        addr,
+        share_of(ListenOptions::default()),
+        ChatServer::factory(room),
+    );
     if up("chat", "tcp", addr, bound, &nc).is_none() {
         return ExitCode::FAILURE;
     }
@@ -188,7 +195,7 @@ fn main() -> ExitCode {
     let bound = reactor.listen_with(
         "chat-raw",
         addr,
-        share.clone(),
+        share_of(ListenOptions::default()),
         RawChatServer::factory(raw_room, true),
     );
     if up("chat-raw", "tcp", addr, bound, &nc).is_none() {
@@ -204,7 +211,12 @@ fn main() -> ExitCode {
     }
     log::info!("file: request mode, serving and storing uploads in {served}");
     let addr = SocketAddr::new(args.bind, args.port(args.smtp_port, smtp::DEFAULT_PORT));
-    let bound = reactor.listen_with("smtp", addr, share.clone(), Rc::new(smtp_service).factory());
+    let bound = reactor.listen_with(
+        "smtp",
+        addr,
+        share_of(ListenOptions::default()),
+        Rc::new(smtp_service).factory(),
+    );
     let swaks = |a: SocketAddr| format!("swaks --server {a} --to bob@example.net");
     if up("smtp", "tcp", addr, bound, &swaks).is_none() {
         return ExitCode::FAILURE;

@@ -38,6 +38,19 @@ fn https_server_with(config: Config, tls: ServerTls) -> Running<SocketAddr> {
     })
 }
 
+/// The landing page through Python's `urllib`, trusting only the test CA.
+fn python_urlopen(ca: &TestCa, server: SocketAddr) -> String {
+    python(&format!(
+        r#"
+import urllib.request, ssl
+ctx = ssl.create_default_context(cafile={ca:?})
+print(urllib.request.urlopen("https://localhost:{port}/", context=ctx).read().decode())
+"#,
+        ca = ca.ca_pem().display().to_string(),
+        port = server.port()
+    ))
+}
+
 /// Echoes every byte back.
 struct Echo;
 
@@ -135,15 +148,7 @@ fn a_plaintext_client_on_the_tls_port_is_closed_and_others_are_still_served() {
     let answer = read_to_end(&mut plain);
     assert!(answer.is_empty(), "no answer: {answer:?}");
     drop(plain);
-    let got = python(&format!(
-        r#"
-import urllib.request, ssl
-ctx = ssl.create_default_context(cafile={ca:?})
-print(urllib.request.urlopen("https://localhost:{port}/", context=ctx).read().decode())
-"#,
-        ca = ca.ca_pem().display().to_string(),
-        port = server.info.port()
-    ));
+    let got = python_urlopen(&ca, server.info);
     assert!(got.contains("Hello"), "{got}");
     let stats = server.stop();
     assert_eq!(stats.tls_failures, 1);
@@ -167,15 +172,7 @@ fn a_stalled_tls_handshake_is_closed_at_the_handshake_timeout() {
     let mut half = connect(server.info);
     // A TLS record header announcing a 512-byte handshake message, and nothing of it.
     half.write_all(b"\x16\x03\x01\x02\x00\x01").expect("write");
-    let got = python(&format!(
-        r#"
-import urllib.request, ssl
-ctx = ssl.create_default_context(cafile={ca:?})
-print(urllib.request.urlopen("https://localhost:{port}/", context=ctx).read().decode())
-"#,
-        ca = ca.ca_pem().display().to_string(),
-        port = server.info.port()
-    ));
+    let got = python_urlopen(&ca, server.info);
     assert!(got.contains("Hello"), "{got}");
     for (name, conn) in [("silent", &mut silent), ("half", &mut half)] {
         assert!(

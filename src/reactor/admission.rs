@@ -64,8 +64,9 @@ impl Core {
             && (l.open < l.reserved || open + self.unused_reserve < limit)
     }
 
-    /// Counts connection `conn` against the listener `token` that accepted it.
-    pub(crate) fn count_accepted(&mut self, token: Token, conn: Token) {
+    /// Counts a new connection against the listener `token` that accepted it (the
+    /// connection's `Entry::listener` names it, for [`count_closed`](Core::count_closed)).
+    pub(crate) fn count_accepted(&mut self, token: Token) {
         if let Some(Entry {
             io: Io::Listener(l),
             ..
@@ -75,9 +76,6 @@ impl Core {
                 self.unused_reserve -= 1;
             }
             l.open += 1;
-        }
-        if let Some(e) = self.entries.get_mut(conn) {
-            e.listener = Some(token);
         }
     }
 

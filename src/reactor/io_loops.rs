@@ -105,8 +105,9 @@ pub(crate) fn accept(core: &mut Core, token: Token) {
         if let Some(e) = core.entries.get_mut(new) {
             e.idle_timeout = idle;
             e.tls = tls.map(|server| PendingTls::new(TlsRole::Server(server)));
+            e.listener = Some(token);
         }
-        core.count_accepted(token, new);
+        core.count_accepted(token);
         trace!(
             "  {} accepted {peer} as {} ({} open)",
             Who(&service, token),
